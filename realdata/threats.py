@@ -214,7 +214,11 @@ class Directions(Threat):
     def radius(self, delta):
         # δ ∈ S iff δ = β δ_j for some j with |β| ≤ ε; off the union the radius is +inf.
         c = self._coords(delta)
-        resid = (_flat(delta).pow(2).sum(1) - c.pow(2).amax(1)).clamp_min(0).sqrt()
+        rows = torch.arange(c.shape[0], device=c.device)
+        j = c.abs().argmax(1)
+        coef = torch.zeros_like(c)
+        coef[rows, j] = c[rows, j]
+        resid = _flat(delta - self._combine(coef, delta)).norm(dim=1)
         r = c.abs().amax(1)
         scale = _flat(delta).norm(dim=1).clamp_min(1.0)
         return torch.where(resid <= 1e-4 * scale, r, torch.full_like(r, math.inf))
