@@ -1,0 +1,61 @@
+"""Drawing per-method curves (mean line, markers, ±1 std band) the same way in every figure."""
+from __future__ import annotations
+
+import matplotlib.ticker as mticker
+import numpy as np
+
+from figures.style import eps_formatter, method_sort_key, method_style
+
+
+def plot_method_curves(ax, by_method: dict, band: bool = True, markers: bool = True, clip=(0.0, 1.0)):
+    """One curve per method from `{method: [Point, ...]}`, methods in legend order.
+
+    The band is mean ± one standard deviation over seeds, clipped to `clip` because
+    errors and discrepancies live in [0, 1]; with one seed there is no band.
+    Returns the methods drawn.
+    """
+    drawn = []
+    for method in sorted(by_method, key=method_sort_key):
+        points = by_method[method]
+        if not points:
+            continue
+        style = method_style(method)
+        x = np.array([p.x for p in points])
+        mean = np.array([p.mean for p in points])
+        std = np.array([p.std for p in points])
+        ax.plot(x, mean, color=style.color, linestyle=style.linestyle,
+                marker=style.marker if markers else None, label=style.label,
+                markevery=max(1, len(x) // 12) if markers else None)
+        if band and np.any(std > 0):
+            lo, hi = mean - std, mean + std
+            if clip is not None:
+                lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
+            ax.fill_between(x, lo, hi, color=style.color, alpha=0.18, linewidth=0)
+        drawn.append(method)
+    return drawn
+
+
+def format_eps_axis(ax, eps_values, label: str = "ε"):
+    """Ticks at the budgets that were run, written as k/255 for image budgets."""
+    eps_values = sorted(set(float(e) for e in eps_values))
+    ax.set_xlabel(label)
+    if 0 < len(eps_values) <= 8:
+        ax.set_xticks(eps_values)
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(eps_formatter(eps_values)))
+
+
+def legend_handles(methods):
+    """Proxy artists for a figure-level legend covering every method drawn in any panel."""
+    from matplotlib.lines import Line2D
+    handles = []
+    for method in sorted(set(methods), key=method_sort_key):
+        style = method_style(method)
+        handles.append(Line2D([], [], color=style.color, linestyle=style.linestyle, marker=style.marker,
+                              label=style.label))
+    return handles
+
+
+def add_figure_legend(fig, methods):
+    handles = legend_handles(methods)
+    if handles:
+        fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)

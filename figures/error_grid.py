@@ -1,0 +1,101 @@
+"""The poster's centre: standard error, robust error and (robust) accuracy discrepancy
+against ε, one column per dataset (and threat norm), AT against the certified methods.
+
+Reads `train` records (realdata.train / realdata.sweep): config dataset, method, norm,
+eps, seed; metrics standard_error, robust_error, acc_disc, robust_acc_disc.
+"""
+from __future__ import annotations
+
+from figures.commands import TRAIN_COMMAND
+from figures.curves import add_figure_legend, format_eps_axis, plot_method_curves
+from figures.records import pooled_settings, series
+from figures.spec import FigureSpec
+from figures.style import (dataset_label, dataset_sort_key, eps_formatter, message_panel, method_sort_key,
+                           method_style, norm_label)
+
+KIND = "train"
+METRICS = (
+    ("standard_error", "Standard error"),
+    ("robust_error", "Robust error"),
+    ("acc_disc", "Accuracy discrepancy"),
+    ("robust_acc_disc", "Robust accuracy\ndiscrepancy"),
+)
+GROUP_KEYS = ("dataset", "norm", "method")
+
+
+def columns(records) -> list[tuple]:
+    """(dataset, norm) pairs that have records, MNIST-format data first, as on the poster."""
+    pairs = {(r["config"].get("dataset"), r["config"].get("norm")) for r in records}
+    pairs = {p for p in pairs if p[0] is not None}
+    return sorted(pairs, key=lambda p: (dataset_sort_key(p[0]), str(p[1])))
+
+
+def grid_series(records, metrics=METRICS) -> dict:
+    """`{metric: {(dataset, norm, method): [Point, ...]}}` — mean ± std over seeds per ε."""
+    return {metric: series(records, GROUP_KEYS, "eps", metric) for metric, _ in metrics}
+
+
+def column_title(dataset, norm, several_norms: bool) -> str:
+    return f"{dataset_label(dataset)} ({norm_label(norm)})" if several_norms else dataset_label(dataset)
+
+
+def draw_grid(fig, records, metrics=METRICS) -> list[str]:
+    """Fill `fig` with the grid; without records, with the command that produces them."""
+    if not records:
+        ax = fig.add_subplot()
+        message_panel(ax, "Standard error, robust error and fairness against ε",
+                      ["No training records yet (kind 'train').", "Run the sweep to produce them:"],
+                      TRAIN_COMMAND)
+        return ["error grid: no train records; run: " + TRAIN_COMMAND]
+    cols = columns(records)
+    several_norms = len({n for _, n in cols}) > 1
+    data = grid_series(records, metrics)
+    axes = fig.subplots(len(metrics), len(cols), sharex="col", squeeze=False)
+    methods_drawn = []
+    for j, (dataset, norm) in enumerate(cols):
+        eps_values = [p.x for s in data[metrics[0][0]].items() if s[0][:2] == (dataset, norm) for p in s[1]]
+        for i, (metric, label) in enumerate(metrics):
+            ax = axes[i, j]
+            by_method = {m: pts for (d, n, m), pts in data[metric].items() if (d, n) == (dataset, norm)}
+            methods_drawn += plot_method_curves(ax, by_method)
+            ax.set_ylim(bottom=0)
+            if i == 0:
+                ax.set_title(column_title(dataset, norm, several_norms))
+            if j == 0:
+                ax.set_ylabel(label)
+            if i == len(metrics) - 1:
+                format_eps_axis(ax, eps_values, f"ε ({norm_label(norm)})")
+            else:
+                ax.tick_params(labelbottom=False)
+    add_figure_legend(fig, methods_drawn)
+    return summarize(data, cols, metrics) + pooled_settings(records, ("dataset", "norm", "method", "eps"))
+
+
+def summarize(data, cols, metrics=METRICS) -> list[str]:
+    """Per column and metric: each method's mean at the largest ε that AT also reached, and
+    its difference to AT — the poster's claim in numbers."""
+    lines = []
+    for dataset, norm in cols:
+        for metric, label in metrics:
+            curves = {m: pts for (d, n, m), pts in data[metric].items() if (d, n) == (dataset, norm)}
+            at = {p.x: p for p in curves.get("at", [])}
+            others = {m: {p.x: p for p in pts} for m, pts in curves.items() if m != "at"}
+            shared = [x for x in at if any(x in pts for pts in others.values())]
+            if not shared:
+                continue
+            x = max(shared)
+            parts = [f"AT {at[x].mean:.3f}"]
+            for method in sorted(others, key=method_sort_key):
+                if x in others[method]:
+                    p = others[method][x]
+                    parts.append(f"{method_style(method).label} {p.mean:.3f} ({p.mean - at[x].mean:+.3f})")
+            lines.append(f"{dataset_label(dataset)} {norm_label(norm)}, {label.replace(chr(10), ' ').lower()} "
+                         f"at ε={eps_formatter([x])(x)}: " + ", ".join(parts) + f"  [n={at[x].n} seeds]")
+    return lines
+
+
+def draw(fig, results) -> list[str]:
+    return draw_grid(fig, results.of(KIND))
+
+
+SPEC = FigureSpec("error_grid", "Errors and fairness against ε", (11, 11), draw)
