@@ -1,0 +1,277 @@
+"""Training configuration: the frozen `TrainConfig` and the named recipes that fill it.
+
+A recipe is a `TrainConfig` instance per (dataset, method): ``RECIPES["paper"]`` holds
+the hyperparameters of PAPER.md §3–4, ``RECIPES["quick"]`` a CPU-scale version that
+finishes a CIFAR-10-subset run on two cores in a few minutes.  Values the sources leave
+open are marked in `INFERRED` (and with ``*`` in ``--help``).  `make_config` picks a
+recipe and applies overrides; every field is also a command-line flag of
+``python -m realdata.train``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields, replace
+
+from realdata.data import DATASETS
+from realdata.errors import UserError
+from realdata.models import ARCHS
+from realdata.methods import CERTIFIED_METHODS, TRAIN_ATTACKS, TRAIN_METHODS, Schedule, check_method
+from realdata.threats import NORMS
+
+OPTIMIZERS = ("sgd", "adam")
+EVAL_ATTACKS = ("apgd", "apgd-ce", "pgd", "line-search", "aa+")
+EVAL_BOUNDS = ("coap", "crown-ibp", "crown", "ibp", "none")
+
+
+def _f(default, help_text, **extra):
+    """A dataclass field whose help text feeds the command line."""
+    return field(default=default, metadata={"help": help_text, **extra})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run's numbers (and so its record's hash).
+
+    Where the run is written, the data directory, the device and progress bars are run
+    options of `train()`, not configuration: they do not change the result.
+    """
+
+    dataset: str = _f("cifar10", "dataset name", choices=DATASETS)
+    method: str = _f("st", "training method", choices=TRAIN_METHODS)
+    norm: str = _f("l2", "threat model (ε is in input/pixel space)", choices=NORMS)
+    eps: float = _f(0.0, "budget ε, e.g. 0.5 or 36/255", eps=True)
+    seed: int = _f(0, "seed of data subsets, initialisation, shuffling, augmentation and attacks")
+    recipe: str = _f("quick", "name of the recipe the defaults came from (recorded, not interpreted)")
+    # model and data
+    arch: str = _f("mlp", "model architecture", choices=ARCHS)
+    width: int | None = _f(None, "mlp: hidden units per layer; CNNs and resnet: a factor on every channel count")
+    depth: int | None = _f(None, "number of hidden layers (mlp only)")
+    train_size: int | None = _f(None, "seeded random subset of the training set (none = all)")
+    test_size: int | None = _f(None, "seeded random subset of the test set (none = all)")
+    data_params: dict = field(default_factory=dict, metadata={
+        "help": "dataset parameters as key=value pairs, e.g. preset=2023,d=10 for spheres (see realdata.data.load_dataset)"})
+    augment: bool = _f(True, "use the dataset's augmentation (random crop + flip on CIFAR-10)")
+    k: int | None = _f(None, "number of random orthonormal directions of the 'directions' threat (drawn from the seed)")
+    # optimisation
+    epochs: int = _f(10, "training epochs")
+    batch_size: int = _f(128, "global batch size (split across torchrun processes)")
+    optimizer: str = _f("adam", "optimiser", choices=OPTIMIZERS)
+    lr: float = _f(1e-3, "learning rate")
+    momentum: float = _f(0.9, "SGD momentum")
+    weight_decay: float = _f(0.0, "L2 weight decay")
+    lr_milestones: tuple = _f((), "epochs after which the learning rate is multiplied by lr_gamma, e.g. 80,120")
+    lr_gamma: float = _f(0.1, "learning-rate factor at each milestone")
+    grad_clip: float | None = _f(None, "clip the gradient norm to this value (none = no clipping)")
+    # ε, β, κ schedules (realdata.methods.Schedule)
+    warmup_epochs: float = _f(0.0, "epochs of clean training (ε = 0) before the ε ramp")
+    ramp_epochs: float = _f(0.0, "epochs over which ε ramps linearly from eps_start to eps")
+    eps_start: float = _f(0.0, "budget at the start of the ramp", eps=True)
+    beta_start: float = _f(1.0, "crown-ibp: weight of CROWN against IBP at the start of the ramp")
+    beta_end: float = _f(0.0, "crown-ibp: weight of CROWN at the end of the ramp")
+    kappa_start: float = _f(0.0, "crown-ibp/ibp: weight of the clean loss at the start of the ramp")
+    kappa_end: float = _f(0.0, "crown-ibp/ibp: weight of the clean loss at the end of the ramp")
+    # method details
+    attack: str = _f("apgd", "at: training attack (Auto-PGD on CE, or PGD)", choices=TRAIN_ATTACKS)
+    attack_steps: int = _f(10, "at: attack iterations per batch")
+    attack_restarts: int = _f(1, "at: attack restarts per batch")
+    proj: int | None = _f(None, "coap: random projections for the norm estimates in training (none = exact bounds)")
+    # evaluation
+    eval_attack: str = _f("apgd", "evaluation attack (aa+ = AutoAttack-plus, needs the eval extra)", choices=EVAL_ATTACKS)
+    eval_steps: int = _f(100, "evaluation attack iterations")
+    eval_restarts: int = _f(1, "evaluation attack restarts")
+    eval_bound: str = _f("coap", "bound for the certified error ('none' skips it)", choices=EVAL_BOUNDS)
+
+    def __post_init__(self):
+        check_method(self.method)
+        for name in ("dataset", "arch", "method", "norm", "optimizer", "attack", "eval_attack", "eval_bound"):
+            choices = _FIELDS[name].metadata.get("choices")
+            if getattr(self, name) not in choices:
+                raise UserError(f"unknown {name.replace('_', '-')} {getattr(self, name)!r}; choose one of {', '.join(choices)}.")
+        for name in ("eps", "eps_start", "lr", "momentum", "weight_decay", "lr_gamma", "warmup_epochs", "ramp_epochs",
+                     "beta_start", "beta_end", "kappa_start", "kappa_end"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise UserError(f"{name.replace('_', '-')} must be a finite non-negative number, got {value!r}.")
+        for name in ("epochs", "batch_size", "attack_steps", "attack_restarts", "eval_steps", "eval_restarts"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise UserError(f"{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}.")
+        for name in ("width", "depth", "train_size", "test_size", "k", "proj"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UserError(f"{name.replace('_', '-')} must be a positive integer or none, got {value!r}.")
+        if self.lr == 0:
+            raise UserError("lr must be positive.")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise UserError(f"grad-clip must be positive or none, got {self.grad_clip!r}.")
+        if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(m < 1 for m in self.lr_milestones):
+            raise UserError(f"lr-milestones must be increasing positive epochs, got {self.lr_milestones!r}.")
+        for name in ("beta_start", "beta_end", "kappa_start", "kappa_end"):
+            if getattr(self, name) > 1:
+                raise UserError(f"{name.replace('_', '-')} is a weight in [0, 1], got {getattr(self, name)!r}.")
+        if self.norm == "directions" and self.k is None:
+            raise UserError("the 'directions' threat needs --k, the number of random directions.")
+        if not isinstance(self.data_params, dict):
+            raise UserError("data_params must be a dict of dataset parameters.")
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(warmup=self.warmup_epochs, ramp=self.ramp_epochs, eps_start=self.eps_start,
+                        beta_start=self.beta_start, beta_end=self.beta_end,
+                        kappa_start=self.kappa_start, kappa_end=self.kappa_end)
+
+    @property
+    def name(self) -> str:
+        """Short run name: the record is <out>/<name>-<config hash>.json."""
+        return f"train-{self.dataset}-{self.method}-{self.norm}"
+
+
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+# --------------------------------------------------------------------------- recipes
+#
+# Each recipe is built from a per-dataset base by `replace`, so a value that all
+# methods share is written once.  `_INFERRED[(recipe, dataset, method)]` names the
+# fields whose values the sources do not give.
+
+RECIPES: dict[str, dict[tuple[str, str], TrainConfig]] = {"quick": {}, "paper": {}}
+INFERRED: dict[tuple[str, str, str], frozenset] = {}
+
+
+def own_bound(method: str) -> str:
+    """The bound a method's certified error is measured with: its own relaxation for the
+    certified methods (an IBP-trained net is certified far better by IBP than by CROWN),
+    the tightest engine (COAP) for st and at."""
+    return CERTIFIED_METHODS.get(method, "coap")
+
+
+def _add(recipe: str, base: TrainConfig, method: str, inferred=(), **changes) -> None:
+    config = replace(base, method=method, recipe=recipe, **changes)
+    RECIPES[recipe][(config.dataset, method)] = config
+    INFERRED[(recipe, config.dataset, method)] = frozenset(inferred)
+
+
+def _certified_family(recipe, base, coap, crown, inferred_coap=(), inferred_crown=()):
+    """coap, crown-ibp and ibp (ibp shares crown-ibp's schedule; β is unused there)."""
+    for method, changes, inferred in (("coap", coap, inferred_coap), ("crown-ibp", crown, inferred_crown),
+                                      ("ibp", crown, inferred_crown)):
+        _add(recipe, base, method, inferred, eval_bound=own_bound(method), **changes)
+
+
+# Paper, CIFAR-10 (PAPER.md §4): Wong et al.'s residual net for every method.
+_cifar = TrainConfig(dataset="cifar10", eps=36 / 255, arch="resnet", epochs=150, batch_size=128, optimizer="sgd",
+                     lr=0.05, momentum=0.9, weight_decay=5e-4, lr_milestones=(80, 120), lr_gamma=0.1,
+                     eval_steps=100, eval_bound="coap")
+# ST is not described; it shares AT's recipe.  AT's weight decay is not stated.
+_add("paper", _cifar, "st", {"epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "lr_milestones"})
+_add("paper", _cifar, "at", {"weight_decay"})
+_certified_family(
+    "paper", _cifar,
+    # "lr ×0.5 every 10 epochs" after the 20-epoch ramp: halvings after epochs 30, 40, 50.
+    coap=dict(batch_size=50, epochs=60, eps_start=0.001, ramp_epochs=20, lr_milestones=(30, 40, 50), lr_gamma=0.5,
+              grad_clip=1.0, proj=50),
+    crown=dict(epochs=2000, optimizer="adam", lr=5e-4, batch_size=256, weight_decay=0.0, warmup_epochs=100,
+               ramp_epochs=800, lr_milestones=(1400, 1700), lr_gamma=0.1, kappa_start=1.0, kappa_end=0.0),
+    inferred_crown={"warmup_epochs", "lr_milestones", "weight_decay", "kappa_start", "kappa_end"})
+
+# Paper, MNIST (PAPER.md §4); Fashion-MNIST has no recipe of its own and uses MNIST's.
+for _name in ("mnist", "fashion-mnist"):
+    _mnist = TrainConfig(dataset=_name, eps=1.0, arch="mnist-large", epochs=100, batch_size=128, optimizer="adam",
+                         lr=1e-3, lr_milestones=(40, 80), lr_gamma=0.1, augment=False, eval_steps=100)
+    _fm = {"arch", "epochs", "batch_size", "optimizer", "lr", "lr_milestones"} if _name == "fashion-mnist" else set()
+    _add("paper", _mnist, "st", {"epochs", "batch_size", "optimizer", "lr", "lr_milestones"} | _fm)
+    _add("paper", _mnist, "at", _fm)
+    _certified_family(
+        "paper", _mnist,
+        coap=dict(batch_size=50, epochs=60, eps_start=0.01, ramp_epochs=20, lr_milestones=(30, 40, 50), lr_gamma=0.5,
+                  proj=50),
+        crown=dict(epochs=200, lr=5e-4, batch_size=256, warmup_epochs=10, ramp_epochs=50, lr_milestones=(130, 190),
+                   lr_gamma=0.1, kappa_start=1.0, kappa_end=0.0),
+        inferred_coap={"lr_milestones", "lr_gamma", "proj"} | _fm,
+        inferred_crown={"warmup_epochs", "lr_milestones", "kappa_start", "kappa_end"} | _fm)
+
+# Paper, concentric spheres, the 2022 setting (PAPER.md §3): one hidden layer of 100 ReLUs,
+# SGD with momentum 0.95, 150 epochs; lr from {0.1, 0.01, 0.001} (simulate picks it per run).
+_spheres = TrainConfig(dataset="spheres", eps=0.5, arch="mlp", width=100, depth=1, epochs=150, batch_size=50,
+                       optimizer="sgd", lr=0.01, momentum=0.95, augment=False, eval_steps=100, eval_restarts=5,
+                       eval_bound="coap", data_params={"preset": "2022"})
+for _method in TRAIN_METHODS:
+    _add("paper", _spheres, _method, {"lr", "batch_size", "eval_bound"}, eval_bound=own_bound(_method))
+
+# Paper, the theorem's linear distribution (PAPER.md §2, workshop Fig 6): d = 1000, γ = 6,
+# two-layer net with 100 hidden ReLUs, SGD 100 epochs, perturbations along e₁ only.
+_linear = TrainConfig(dataset="linear", norm="directions", k=1, eps=4.0, arch="mlp", width=100, depth=1, epochs=100,
+                      batch_size=50, optimizer="sgd", lr=0.01, momentum=0.0, augment=False, eval_attack="line-search",
+                      eval_bound="coap", data_params={"d": 1000, "gamma": 6.0, "n": 50})
+for _method in TRAIN_METHODS:
+    _add("paper", _linear, _method, {"lr", "batch_size", "momentum"})
+
+# Quick (CPU) recipes: the same methods and schedules in miniature.  Every value is a
+# scale choice of this toolkit, not the paper's (--help says so once for all of them).
+_QUICK = {
+    "cifar10": TrainConfig(dataset="cifar10", eps=36 / 255, arch="cifar-cnn", train_size=2000, test_size=500, epochs=4,
+                           batch_size=50, optimizer="adam", lr=1e-3, eval_steps=20),
+    "mnist": TrainConfig(dataset="mnist", eps=1.0, arch="mnist-small", train_size=5000, test_size=1000, epochs=4,
+                         batch_size=50, optimizer="adam", lr=1e-3, augment=False, eval_steps=20),
+    "digits": TrainConfig(dataset="digits", eps=0.5, arch="mlp", width=100, depth=2, epochs=20, batch_size=50,
+                          optimizer="adam", lr=1e-3, augment=False, eval_steps=20),
+    "spheres": replace(_spheres, epochs=100, eval_steps=20, eval_restarts=1, test_size=None,
+                       data_params={"preset": "2022", "n_test": 10_000}),
+    "linear": replace(_linear, data_params={"d": 100, "gamma": 6.0, "n": 50, "n_test": 2000}),
+}
+_QUICK["fashion-mnist"] = replace(_QUICK["mnist"], dataset="fashion-mnist")
+for _name, _base in _QUICK.items():
+    _ramp = max(1.0, _base.epochs / 2)  # half the run ramps, the rest trains at the full budget
+    for _method in TRAIN_METHODS:
+        _extra = {}
+        if _method == "coap":
+            _extra = dict(ramp_epochs=_ramp, eps_start=min(0.001, _base.eps),
+                          proj=50 if _name in ("cifar10", "mnist", "fashion-mnist") else None)
+        elif _method in ("crown-ibp", "ibp"):
+            _extra = dict(warmup_epochs=min(1.0, _base.epochs / 10), ramp_epochs=_ramp, kappa_start=1.0, kappa_end=0.0)
+        _add("quick", _base, _method, (), eval_bound=own_bound(_method), **_extra)
+
+
+def make_config(dataset: str, method: str, recipe: str = "quick", **overrides) -> TrainConfig:
+    """The recipe's configuration for (dataset, method) with `overrides` applied (None = keep)."""
+    if recipe not in RECIPES:
+        raise UserError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}.")
+    check_method(method)
+    datasets = sorted({d for d, _ in RECIPES[recipe]})
+    if (dataset, method) not in RECIPES[recipe]:
+        raise UserError(f"recipe {recipe!r} has no entry for dataset {dataset!r}; choose one of {', '.join(datasets)}.")
+    unknown = sorted(set(overrides) - set(_FIELDS))
+    if unknown:
+        raise UserError(f"unknown configuration field(s) {', '.join(unknown)}; see python -m realdata.train --help.")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return replace(RECIPES[recipe][(dataset, method)], **changes)
+
+
+def describe_recipes() -> str:
+    """A compact table of every recipe for --help; INFERRED values carry a '*'."""
+    shown = ("arch", "train_size", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+             "lr_milestones", "lr_gamma", "grad_clip", "warmup_epochs", "ramp_epochs", "eps_start", "kappa_start",
+             "attack_steps", "proj", "eval_bound")
+    lines = []
+    for recipe, table in RECIPES.items():
+        for (dataset, method), config in table.items():
+            inferred = INFERRED[(recipe, dataset, method)]
+            default = TrainConfig()
+            parts = []
+            for name in shown:
+                value = getattr(config, name)
+                if name == "momentum" and config.optimizer != "sgd":
+                    continue
+                if name == "attack_steps" and method != "at":
+                    continue
+                if value == getattr(default, name) and name not in ("arch", "epochs", "lr", "optimizer", "batch_size"):
+                    continue
+                text = ",".join(map(str, value)) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else str(value)
+                parts.append(f"{name}={text}{'*' if name in inferred else ''}")
+            lines.append(f"  {recipe:5s} {dataset:13s} {method:9s} " + " ".join(parts))
+    return "\n".join(lines)
+
+
+def config_fields():
+    """The dataclass fields of TrainConfig (for the CLI and the docs)."""
+    return dataclasses.fields(TrainConfig)

@@ -1,0 +1,335 @@
+"""Train one network with one method, evaluate it, and write its result record.
+
+Library (what `realdata.sweep`, `simulate` and `figures` call)::
+
+    config = make_config("cifar10", "coap", recipe="quick", eps=36/255, seed=0)
+    record = train(config, out="results")                   # load, fit, evaluate, write
+    result = fit(config, dataset, model, threat=threat,     # the training loop alone
+                 callback=lambda epoch, model, entry: {...})
+
+Command line::
+
+    python -m realdata.train --dataset cifar10 --method coap --norm l2 --eps 36/255 \\
+        [--recipe quick|paper] [--device cpu|cuda] [--seed 0] [--out results] [--json]
+    torchrun --nproc_per_node 4 -m realdata.train ...    # the same run, data-parallel
+
+A finished record is never recomputed without ``--force``; an unfinished run resumes
+from its per-epoch checkpoint (``<out>/<name>-<hash>.ckpt``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from realdata import distributed
+from realdata.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from realdata.cli import Parser, add_config_arguments, add_run_arguments, config_overrides, recipe_epilog
+from realdata.errors import UserError, run_main
+from realdata.methods import TRAIN_METHODS, training_loss
+from realdata.recipes import INFERRED, TrainConfig, make_config
+from realdata.results import config_hash, existing_record, make_record, record_path, write_json_atomic
+from realdata.threats import Threat, basis_direction, make_threat, random_directions
+
+#: callback(epoch, model, entry) -> dict | None, called after every epoch on every process;
+#: `epoch` counts finished epochs (1 = after the first), `entry` is that epoch's history row
+#: (loss, train_error, eps, beta, kappa, lr, time_s) and the returned dict is merged into it
+#: (e.g. {"alignment": ..., "robust_error": ...}), so it lands in the checkpoint and the record.
+Callback = Callable[[int, nn.Module, dict], "dict | None"]
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: list = field(default_factory=list)
+    train_time_s: float = 0.0
+    completed: bool = True          # False when `stop_after` ended the call early
+    resumed_from: int | None = None  # epoch the run resumed after, if it did
+
+
+# --------------------------------------------------------------------------- building blocks
+
+def build_threat(config: TrainConfig, dataset) -> Threat:
+    """The run's threat at its full budget.  'directions' on the linear distribution are
+    the first k coordinates (e₁ carries the signal, PAPER.md §2); elsewhere k random
+    orthonormal directions drawn from the seed (the 2023 signal-aligned set)."""
+    directions = None
+    if config.norm == "directions":
+        if dataset.name == "linear":
+            directions = torch.cat([basis_direction(i, dataset.input_shape) for i in range(config.k)])
+        else:
+            directions = random_directions(config.k, dataset.input_shape, seed=config.seed)
+    return make_threat(config.norm, config.eps, directions)
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(config.lr_milestones), gamma=config.lr_gamma)
+    return opt, sched
+
+
+def _generators(config: TrainConfig, device: torch.device) -> dict[str, torch.Generator]:
+    """Two streams: `data` (CPU) orders the batches; `device` drives augmentation and the
+    attack's random starts where the tensors live.  Offsets keep them independent of the
+    model's initialisation, which build_model draws from the seed itself."""
+    data = torch.Generator().manual_seed(config.seed * 2 + 1)
+    dev = torch.Generator(device=device).manual_seed(config.seed * 2 + 2)
+    return {"data": data, "device": dev}
+
+
+# --------------------------------------------------------------------------- the training loop
+
+def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None = None,
+        callback: Callback | None = None, checkpoint=None, device=None, progress: bool = True,
+        stop_after: int | None = None, context: distributed.Context | None = None) -> FitResult:
+    """Train `model` on `dataset.x_train/y_train` with `config`'s method, optimiser and schedules.
+
+    threat      the full-budget threat (default: `build_threat(config, dataset)`); pass a
+                `Directions` threat for signal-aligned training.  The schedule ramps its ε.
+    callback    see `Callback`; runs after every epoch (e.g. alignment, robust error).
+    checkpoint  a path: resume from it if it exists, rewrite it after every epoch.
+    stop_after  train at most this many epochs in this call (then `completed` is False).
+    Under torchrun (or with `context`), each process trains on its share of every batch.
+    """
+    ctx = context or distributed.setup(device)
+    dev = ctx.device
+    model.to(dev)
+    threat = threat if threat is not None else build_threat(config, dataset)
+    x_train, y_train = dataset.x_train.to(dev), dataset.y_train.to(dev)
+    if len(y_train) == 0:
+        raise UserError("the training set is empty; check train_size.")
+    opt, sched = build_optimizer(config, model)
+    gens = _generators(config, dev)
+    schedule = config.schedule
+    history, start, spent, resumed = [], 0, 0.0, None
+    hash_ = config_hash(config)
+
+    state = load_checkpoint(checkpoint, hash_) if checkpoint is not None else None
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise UserError(f"the checkpoint {checkpoint} does not fit this model ({err}); delete it to start over.") from None
+        sched.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"], gens)
+        history, start, spent, resumed = list(state["history"]), int(state["epoch"]), float(state["train_time_s"]), int(state["epoch"])
+
+    n, bs = len(y_train), config.batch_size
+    batches = math.ceil(n / bs)
+    params = [p for p in model.parameters() if p.requires_grad]
+    use_augment = config.augment and getattr(dataset, "augment", False)
+    end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
+    bar = tqdm(total=(end - start) * batches, disable=not (progress and ctx.is_main), leave=False,
+               desc=f"{config.method} {dataset.name}", unit="batch", file=sys.stderr)
+    began = time.perf_counter()
+    for epoch in range(start, end):
+        model.train()
+        order = torch.randperm(n, generator=gens["data"]).to(dev)
+        lr = opt.param_groups[0]["lr"]
+        totals = [0.0, 0.0, 0.0]  # loss·count, error·count, count
+        for i in range(batches):
+            idx = order[i * bs:(i + 1) * bs]
+            x, y = x_train[idx], y_train[idx]
+            if use_augment:
+                from realdata.data import augment_batch
+                x = augment_batch(x, gens["device"])  # whole batch on every process: shares stay consistent
+            part = distributed.shard(len(y), ctx)
+            xs, ys = x[part], y[part]
+            step = schedule.at(epoch + i / batches, threat.eps)
+            opt.zero_grad(set_to_none=True)
+            if len(ys):
+                loss, err = training_loss(config.method, model, xs, ys, threat.with_eps(step.eps), beta=step.beta,
+                                          kappa=step.kappa, attack=config.attack, attack_steps=config.attack_steps,
+                                          attack_restarts=config.attack_restarts, proj=config.proj,
+                                          box=dataset.box, generator=gens["device"])
+                if not torch.isfinite(loss):
+                    raise UserError(f"the {config.method} loss became {loss.item()} in epoch {epoch + 1}; "
+                                    "lower --lr or set --grad-clip.")
+                opt.zero_grad(set_to_none=True)  # an attack may have left gradients behind
+                # weight by the share's fraction so summed gradients are the whole batch's mean
+                (loss * (len(ys) / len(y))).backward()
+                totals = [totals[0] + loss.item() * len(ys), totals[1] + err * len(ys), totals[2] + len(ys)]
+            distributed.sum_gradients(params, ctx)
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            opt.step()
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}" if len(ys) else "-", eps=f"{step.eps:.3g}")
+        sched.step()
+        loss_sum, err_sum, count = distributed.sum_scalars(totals, ctx)
+        entry = {"epoch": epoch + 1, "loss": loss_sum / count, "train_error": err_sum / count, "eps": step.eps,
+                 "lr": lr, "time_s": spent + time.perf_counter() - began}
+        if config.method in ("crown-ibp", "ibp"):
+            entry.update(beta=step.beta if config.method == "crown-ibp" else 0.0, kappa=step.kappa)
+        if callback is not None:
+            entry.update(callback(epoch + 1, model, entry) or {})
+        history.append(entry)
+        if checkpoint is not None and ctx.is_main:
+            save_checkpoint(checkpoint, {
+                "config_hash": hash_, "epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "rng": rng_state(gens), "history": history,
+                "train_time_s": spent + time.perf_counter() - began})
+        ctx.barrier()
+    bar.close()
+    return FitResult(model=model, history=history, train_time_s=spent + time.perf_counter() - began,
+                     completed=end >= config.epochs, resumed_from=resumed)
+
+
+# --------------------------------------------------------------------------- a whole run
+
+def evaluate_model(config: TrainConfig, dataset, model: nn.Module, threat: Threat, device, progress: bool = True) -> dict:
+    """realdata.evaluate on the test set with the configuration's attack and bound."""
+    from realdata.evaluate import evaluate
+
+    options = {}
+    if config.eval_attack in ("apgd", "apgd-ce", "pgd"):
+        options = {"steps": config.eval_steps, "restarts": config.eval_restarts}
+    model.eval()
+    return evaluate(model, dataset.x_test, dataset.y_test, threat, attack=config.eval_attack,
+                    bound=None if config.eval_bound == "none" else config.eval_bound,
+                    num_classes=dataset.num_classes, signal=dataset.signal if dataset.signal_fn else None,
+                    box=dataset.box, device=device, progress=progress, **options)
+
+
+def paths(config: TrainConfig, out) -> tuple[Path, Path]:
+    """(record, checkpoint) paths of a run."""
+    record = record_path(out, config.name, config)
+    return record, record.with_suffix(".ckpt")
+
+
+def train(config: TrainConfig, *, out="results", data_dir=None, device=None, force: bool = False,
+          progress: bool = True, stop_after: int | None = None, callback: Callback | None = None) -> dict | None:
+    """Load the data, build the model, fit, evaluate and write the record → the record.
+
+    Returns the existing record untouched when one is there (unless `force`), and None
+    when `stop_after` ended the call before the last epoch (the checkpoint is kept: the
+    same call resumes) and on every torchrun process but the first.
+    """
+    from realdata.data import load_dataset
+    from realdata.models import build_model
+
+    record_file, ckpt_file = paths(config, out)
+    ctx = distributed.setup(device)
+    try:
+        # every process reads the record itself, so a corrupt one stops them all alike
+        done = None if force else existing_record(record_file)
+        if done is not None:
+            return done if ctx.is_main else None
+        dataset = load_dataset(config.dataset, data_dir=data_dir, train_size=config.train_size,
+                               test_size=config.test_size, seed=config.seed, **config.data_params)
+        arch_params = {k: v for k, v in (("width", config.width), ("depth", config.depth)) if v is not None}
+        model = build_model(config.arch, dataset, seed=config.seed, **arch_params)
+        threat = build_threat(config, dataset)
+        torch.manual_seed(config.seed)  # global RNG (random projections of the bounds) from the seed too
+        result = fit(config, dataset, model, threat=threat, callback=callback, checkpoint=ckpt_file,
+                     progress=progress, stop_after=stop_after, context=ctx)
+        if not result.completed or not ctx.is_main:
+            ctx.barrier()
+            return None
+        eval_began = time.perf_counter()
+        metrics = evaluate_model(config, dataset, result.model, threat, ctx.device, progress)
+        eval_time = time.perf_counter() - eval_began
+        record = make_record(
+            "train", config.name, config, config.seed, metrics, result.history,
+            wall_time_s=result.train_time_s + eval_time, train_time_s=result.train_time_s, eval_time_s=eval_time,
+            world_size=ctx.world_size, device=str(ctx.device), resumed_from=result.resumed_from,
+            data=dataset.params, inferred=sorted(INFERRED.get((config.recipe, config.dataset, config.method), ())))
+        write_json_atomic(record_file, record)
+        ckpt_file.unlink(missing_ok=True)  # the record now carries everything the checkpoint did
+        ctx.barrier()
+        return record
+    finally:
+        ctx.close()
+
+
+# --------------------------------------------------------------------------- command line
+
+def summary_line(record: dict) -> str:
+    c, m = record["config"], record["metrics"]
+
+    def pct(key):
+        value = m.get(key)
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    return (f"{c['dataset']} {c['method']} {c['norm']} eps={c['eps']:.4g} seed={c['seed']}: "
+            f"standard error {pct('standard_error')}, robust error {pct('robust_error')} ({m.get('attack')}), "
+            f"certified error {pct('certified_error')} ({m.get('bound')}), acc-disc {m.get('acc_disc', float('nan')):.3f}, "
+            f"{record['wall_time_s']:.0f}s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m realdata.train", formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description="Train one network with one method (st, at, coap, crown-ibp, ibp), evaluate it "
+                                "(standard, robust, certified error, per-class errors, accuracy discrepancy, unstable "
+                                "ReLUs) and write one JSON record. Checkpoints every epoch and resumes; runs "
+                                "data-parallel under torchrun.",
+                    epilog=recipe_epilog())
+    add_run_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the whole record as JSON instead of one line")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
+                        help="train at most this many epochs in this call, keep the checkpoint and exit "
+                             "(e.g. to fit a cluster time limit); the same command resumes")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    add_config_arguments(parser)
+    return parser
+
+
+def main(argv=None) -> int:
+    from realdata.data import DATASETS
+
+    args = build_parser().parse_args(argv)
+
+    overrides = config_overrides(args)
+    dataset, method = overrides.pop("dataset", "cifar10"), overrides.pop("method", None)
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
+    if method is None:
+        raise UserError(f"--method is required; choose one of {', '.join(TRAIN_METHODS)}.")
+    config = make_config(dataset, method, args.recipe, **overrides)
+    if args.print_config:
+        print(json.dumps(config_as_dict(config), indent=1))
+        return 0
+    if args.stop_after is not None and args.stop_after < 1:
+        raise UserError(f"--stop-after must be a positive number of epochs, got {args.stop_after}.")
+    record_file, _ = paths(config, args.out)
+    existed = record_file.exists() and not args.force
+    record = train(config, out=args.out, data_dir=args.data_dir, device=args.device, force=args.force,
+                   progress=not args.quiet, stop_after=args.stop_after)
+    if record is None:
+        if distributed_rank() == 0:
+            print(f"stopped after {args.stop_after} epoch(s); rerun the same command to resume.", file=sys.stderr)
+        return 0
+    if args.json:
+        print(json.dumps(record, indent=1))
+    else:
+        print(("skipped (record exists, --force reruns): " if existed else "") + summary_line(record) + f" -> {record_file}")
+    return 0
+
+
+def config_as_dict(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def distributed_rank() -> int:
+    """This process's rank under torchrun (0 otherwise), without joining the group."""
+    return int(os.environ.get("RANK", "0"))
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
