@@ -1,0 +1,149 @@
+"""The one-neuron theorem: where one GD step on COAP's bound leaves a higher robust risk than
+one step of AT, and why (the two expected gradients).
+
+Everything here is computed by `theory.population` (exact population expectations by
+quadrature); `one_step` records of `simulate.one_step`, when present, are drawn on top as
+finite-sample estimates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.colors import SymLogNorm
+
+from figures.records import config_value, metric_value
+from figures.spec import FigureSpec
+from figures.style import METHOD_STYLES
+
+KIND = "one_step"
+# The lemma needs ε > (5 + 2√3)γ/13 (PAPER.md §2); the theorem states 2γ/3 < ε < γ.
+LEMMA_RATIO = (5 + 2 * np.sqrt(3)) / 13
+THEOREM_RANGE = (2 / 3, 1.0)
+
+
+@dataclass(frozen=True)
+class TheoremSetting:
+    """The population setting of the map; defaults are PAPER.md §2's worked example (σ is
+    INFERRED = 1 there), which lies inside the theorem's ε range."""
+    gamma: float = 1.0
+    sigma: float = 1.0
+    a: float = 1.0
+    b: float = -0.5
+    theta1: float = 1.0
+    eta: float = 1.0
+    ratio: float = 5.0  # r of the gradient panel
+    grid: int = 24  # map resolution per axis; the cost grows with its square (one quadrature per cell)
+    eps_range: tuple = (0.05, 0.98)
+    ratio_range: tuple = (0.5, 50.0)
+
+
+def risk_gap_map(setting: TheoremSetting):
+    from theory.population import risk_gap_grid
+    eps_ratios = np.linspace(*setting.eps_range, setting.grid)
+    ratios = np.geomspace(*setting.ratio_range, setting.grid)
+    return risk_gap_grid(eps_ratios, ratios, gamma=setting.gamma, sigma=setting.sigma, a=setting.a,
+                         b=setting.b, theta1=setting.theta1, eta=setting.eta)
+
+
+def draw_map(ax, grid, colorbar_fig=None):
+    """The gap R_COAP − R_AT after one step over (ε/γ, r); red: COAP worse."""
+    gap = np.asarray(grid.gap)
+    finite = np.abs(gap[np.isfinite(gap) & (gap != 0)])
+    # The gap spans many orders of magnitude; a symmetric log scale keeps its sign readable
+    # everywhere while showing where it is large.
+    linthresh = float(np.quantile(finite, 0.1)) if finite.size else 1e-12
+    vmax = float(finite.max()) if finite.size else 1.0
+    mesh = ax.pcolormesh(grid.eps_ratio, grid.ratio, gap.T, cmap="RdBu_r", shading="nearest",
+                         norm=SymLogNorm(linthresh=linthresh, vmin=-vmax, vmax=vmax))
+    if np.any(gap > 0) and np.any(gap < 0):
+        ax.contour(grid.eps_ratio, grid.ratio, gap.T, levels=[0], colors="black", linewidths=2)
+    if np.any(grid.in_region):
+        ax.contourf(grid.eps_ratio, grid.ratio, np.asarray(grid.in_region, dtype=float).T, levels=[0.5, 1.5],
+                    colors="none", hatches=["//"])
+    # Below the lemma's ε the formula can still be finite (its quadratic turns positive again
+    # near ε = 0) but it is no longer a condition of anything; it is not drawn there.
+    lemma = grid.eps_ratio > LEMMA_RATIO
+    ax.plot(grid.eps_ratio[lemma], np.asarray(grid.threshold)[lemma], color="black", linewidth=2.5,
+            label="sufficient r*(ε), (γ+ε)³")
+    ax.plot(grid.eps_ratio[lemma], np.asarray(grid.threshold_printed)[lemma], color="black", linewidth=2,
+            linestyle="--", label="as printed, (γ+ε)⁴")
+    for x, style in ((THEOREM_RANGE[0], "-"), (LEMMA_RATIO, ":")):
+        ax.axvline(x, color="0.2", linestyle=style, linewidth=1.5)
+    ax.set_yscale("log")
+    ax.set_ylim(grid.ratio.min(), grid.ratio.max())
+    ax.set_xlabel("ε / γ")
+    ax.set_ylabel("r = ‖θ₂:d‖ / θ₁")
+    ax.set_title("R_ε(θ_COAP) − R_ε(θ_AT) after one step\n(hatched: theorem's region; solid line ε = 2γ/3)")
+    ax.legend(loc="lower left", frameon=True, fontsize="small")
+    if colorbar_fig is not None:
+        colorbar_fig.colorbar(mesh, ax=ax, label="risk gap (red: COAP worse)")
+
+
+def gradient_curves(setting: TheoremSetting, n=40):
+    from theory.population import expected_gradients
+    eps_ratios = np.linspace(*setting.eps_range, n)
+    s = setting.sigma * setting.ratio * abs(setting.theta1)
+    grads = expected_gradients(setting.theta1, s, setting.gamma * eps_ratios, setting.gamma, setting.a, setting.b)
+    return eps_ratios, np.asarray(grads.at), np.asarray(grads.coap)
+
+
+def one_step_points(records, setting: TheoremSetting):
+    """(ε/γ, method, estimate) from simulate.one_step records matching the panel's γ."""
+    points = []
+    for rec in records:
+        gamma, eps = config_value(rec, "gamma"), config_value(rec, "eps")
+        if not isinstance(gamma, (int, float)) or not isinstance(eps, (int, float)) or gamma != setting.gamma:
+            continue
+        for method in ("at", "coap"):
+            value = metric_value(rec, f"grad_{method}")
+            if value is not None:
+                points.append((eps / gamma, method, value))
+    return points
+
+
+def draw_gradients(ax, setting: TheoremSetting, records=()):
+    eps_ratios, g_at, g_coap = gradient_curves(setting)
+    for method, values in (("at", g_at), ("coap", g_coap)):
+        style = METHOD_STYLES[method]
+        ax.plot(eps_ratios, values, color=style.color, linestyle=style.linestyle, label=f"E[g] {style.label}")
+    for x, method, value in one_step_points(records, setting):
+        style = METHOD_STYLES[method]
+        ax.plot([x], [value], linestyle="none", marker=style.marker, color=style.color, markerfacecolor="none")
+    ax.axvspan(*THEOREM_RANGE, color="0.85", zorder=0, label="2γ/3 < ε < γ")
+    ax.set_xlabel("ε / γ")
+    ax.set_ylabel("expected ∂L/∂θ₁ at init")
+    ax.set_title(f"Expected gradients (r = {setting.ratio:g}, θ₁ = {setting.theta1:g})")
+    ax.legend(frameon=False, fontsize="small")
+    return eps_ratios, g_at, g_coap
+
+
+def summarize(grid, gradients) -> list[str]:
+    counts = grid.counts()
+    lines = [f"theorem map ({counts['cases']} cells): {counts['in_region']} in the theorem's region, "
+             f"{counts['violations_in_region']} violations there; COAP worse in "
+             f"{counts['coap_worse_outside_region']} of {counts['cases'] - counts['in_region']} cells outside it; "
+             f"largest gap {float(np.nanmax(grid.gap)):.3g}"]
+    eps_ratios, g_at, g_coap = gradients
+    inside = (eps_ratios > THEOREM_RANGE[0]) & (eps_ratios < THEOREM_RANGE[1])
+    if np.any(inside):
+        lines.append(f"expected gradients for 2γ/3 < ε < γ: COAP − AT between {np.min((g_coap - g_at)[inside]):.3g} "
+                     f"and {np.max((g_coap - g_at)[inside]):.3g} (positive: COAP moves θ₁ less toward the signal)")
+    return lines
+
+
+def make_draw(setting: TheoremSetting):
+    def draw(fig, results) -> list[str]:
+        left, right = fig.subplots(1, 2)
+        grid = risk_gap_map(setting)
+        draw_map(left, grid, colorbar_fig=fig)
+        gradients = draw_gradients(right, setting, results.of(KIND))
+        return summarize(grid, gradients)
+    return draw
+
+
+def spec(setting: TheoremSetting = TheoremSetting()) -> FigureSpec:
+    return FigureSpec("theorem", "The one-neuron theorem", (14, 6), make_draw(setting))
+
+
+SPEC = spec()
