@@ -1,0 +1,104 @@
+"""Certified bounds for ReLU networks: IBP, CROWN, CROWN-IBP and COAP.
+
+The public front of the bounds engine (`realdata.relaxation`).  All four
+methods run on one linear-relaxation engine — a choice of where the ReLU
+layers' pre-activation bounds come from, of the lower slope of unstable ReLUs,
+and the threat's support function as the input conjugate (see
+`realdata/relaxation/engine.py`).
+
+Options (keyword arguments of every function):
+
+* ``beta`` — CROWN-IBP's weight of the CROWN bound against IBP's (default 1.0).
+* ``proj`` — COAP: ``None`` computes exact bounds; an int k estimates the
+  intermediate bounds with k random projections (Wong et al. 2018: median of
+  Cauchy projections for ℓ1 norms, i.e. the ℓ∞ threat and the ReLU terms,
+  median of Gaussian projections for the ℓ2 threat).  The output bound stays exact
+  given those intermediate bounds.
+* ``chunk_size`` — neurons per chunk of the per-neuron propagations (default:
+  sized to keep each chunk near 16M elements).
+* ``generator`` — a torch.Generator for the random projections.
+* ``direction`` — COAP's exact intermediate bounds: ``"forward"`` (Wong &
+  Kolter's layer-by-layer dual network), ``"backward"`` (one backward pass per
+  layer) or ``"auto"`` (the cheaper by an operation count).  Both give the same
+  bounds up to rounding.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from realdata.errors import UserError
+from realdata.relaxation.engine import RECIPES, Engine
+from realdata.threats import Threat
+
+BOUND_METHODS = ("ibp", "crown", "crown-ibp", "coap")
+assert set(BOUND_METHODS) == set(RECIPES)
+
+_DIRECTIONS = ("auto", "forward", "backward")
+
+
+def _engine(model, x, threat, method, options) -> Engine:
+    if method not in BOUND_METHODS:
+        raise UserError(f"unknown bound method {method!r}; choose one of {', '.join(BOUND_METHODS)}.")
+    unknown = set(options) - {"beta", "proj", "chunk_size", "generator", "direction"}
+    if unknown:
+        raise UserError(f"unknown bound option(s) {', '.join(sorted(unknown))}; the options are beta, proj, "
+                        "chunk_size, generator and direction.")
+    if not isinstance(threat, Threat):
+        raise UserError(f"the threat must be a realdata.threats.Threat (Linf, L2, Directions), got {type(threat).__name__}.")
+    if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] == 0:
+        raise UserError("inputs must be a non-empty batch tensor shaped [B, *input_shape].")
+    threat.check_input(x)
+    beta = options.get("beta", 1.0)
+    if not 0.0 <= float(beta) <= 1.0:
+        raise UserError(f"beta must lie in [0, 1], got {beta!r}.")
+    proj = options.get("proj")
+    if proj is not None and (not isinstance(proj, int) or proj < 1):
+        raise UserError(f"proj must be None (exact bounds) or a positive number of projections, got {proj!r}.")
+    chunk = options.get("chunk_size")
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise UserError(f"chunk_size must be a positive integer, got {chunk!r}.")
+    direction = options.get("direction", "auto")
+    if direction not in _DIRECTIONS:
+        raise UserError(f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}.")
+    return Engine(model, x, threat, method, beta=float(beta), proj=proj, chunk_size=chunk,
+                  generator=options.get("generator"), direction=direction)
+
+
+def _check_labels(y, x, engine: Engine):
+    classes = 1
+    for s in engine.graph.out_shape:
+        classes *= s
+    if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],) or y.dtype not in (torch.int64, torch.int32):
+        raise UserError(f"labels must be an integer tensor of shape ({x.shape[0]},), one class index per input.")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
+        raise UserError(f"labels must lie in 0..{classes - 1} for a model with {classes} outputs.")
+    return y.long()
+
+
+def margin_lower_bounds(model, x, y, threat, method, **options) -> torch.Tensor:
+    """Lower bounds on f_y(x') − f_j(x') over x' ∈ x + S → [B, C]; entry y is 0.
+
+    Positive entries everywhere but y certify the label at x."""
+    engine = _engine(model, x, threat, method, options)
+    return engine.margin_lower_bounds(_check_labels(y, x, engine))
+
+
+def preactivation_bounds(model, x, threat, method, **options) -> list:
+    """(lower, upper) bounds on the input of every ReLU, in forward order (ReLUs inside
+    residual blocks included), each shaped like that input — the bounds the method
+    uses internally."""
+    return _engine(model, x, threat, method, options).preactivation_bounds()
+
+
+def robust_loss(model, x, y, threat, method, **options):
+    """(Wong & Kolter's robust cross-entropy, certified error) of the batch.
+
+    The loss is the mean cross-entropy of the logits −m (m the margin lower bounds),
+    an upper bound on the worst-case cross-entropy over the threat set; the
+    certified error is the fraction of inputs whose margins do not all exceed 0."""
+    margins = margin_lower_bounds(model, x, y, threat, method, **options)
+    loss = F.cross_entropy(-margins, y.long())
+    others = margins.scatter(1, y.long().unsqueeze(1), float("inf"))
+    error = (others <= 0).any(1).to(margins.dtype).mean().item()
+    return loss, error

@@ -1,0 +1,1 @@
+"""The linear-relaxation engine behind `realdata.bounds` (the public front)."""

@@ -1,0 +1,76 @@
+"""Backward linear bound propagation: bound Λᵀ·g(x') over x' ∈ x + S for the
+function g computed by a chain of nodes (the whole model, or the prefix that
+ends at one ReLU's input).
+
+Coefficients Λ ([b, m, *shape], b = 1 while they do not depend on the example)
+travel from the output to the input: transposed through affine leaves (adding
+⟨Λ, bias⟩), through each ReLU's relaxation (adding its intercepts), and split
+and summed at residual blocks.  At the input the bound is concretised with the
+threat's conjugate: Λᵀx ∓ σ_S(∓Λ).  Every threat in the toolkit is symmetric
+(S = −S), so one support evaluation serves both sides.
+"""
+from __future__ import annotations
+
+import torch
+
+from realdata.relaxation.graph import Block, Chain, Leaf, Relu
+
+
+class _Totals:
+    """Constants accumulated along one propagation, each [b, m] (or 0)."""
+
+    def __init__(self, two_sided: bool):
+        self.lo = 0
+        self.hi = 0 if two_sided else None
+
+    def add(self, lo, hi):
+        """Add a lower-side constant and its upper-side twin (the same one when hi is None)."""
+        if lo is None:
+            return
+        self.lo = self.lo + lo
+        if self.hi is not None:
+            self.hi = self.hi + (lo if hi is None else hi)
+
+
+def _propagate(chain: Chain, lam: torch.Tensor, relaxations, totals: _Totals) -> torch.Tensor:
+    for node in reversed(chain.nodes):
+        if isinstance(node, Leaf):
+            totals.add(node.bias_term(lam), None)
+            lam = node.transpose(lam)
+        elif isinstance(node, Relu):
+            lam, lo, hi = relaxations[node.index].backward(lam)
+            totals.add(lo, hi)
+        elif isinstance(node, Block):
+            lam = _propagate(node.main, lam, relaxations, totals) + _propagate(node.skip, lam, relaxations, totals)
+    return lam
+
+
+def row_support(chain: Chain, lam: torch.Tensor, threat) -> torch.Tensor:
+    """σ_S of each row of Λ pulled back through a ReLU-free chain → [b, m]."""
+    lam_in = _propagate(chain, lam, [], _Totals(False))
+    b, m = lam_in.shape[:2]
+    return threat.support(lam_in.reshape((b * m,) + tuple(lam_in.shape[2:]))).reshape(b, m)
+
+
+def input_terms(lam_in: torch.Tensor, x: torch.Tensor, threat):
+    """(Λᵀx, σ_S(Λ)) for input coefficients [b, m, *input] → two [B or b, m] tensors."""
+    b, m = lam_in.shape[:2]
+    center = (lam_in.flatten(2) @ x.flatten(1).unsqueeze(-1).to(lam_in.dtype)).squeeze(-1)
+    spread = threat.support(lam_in.reshape((b * m,) + tuple(lam_in.shape[2:]))).reshape(b, m)
+    return center, spread
+
+
+def linear_bounds(chain: Chain, lam: torch.Tensor, x: torch.Tensor, threat, relaxations, two_sided: bool):
+    """Lower (and, when `two_sided`, upper) bounds of Λᵀ·chain(x') → [B, m] each.
+
+    `two_sided` needs every relaxation met on the way to use the parallel rule;
+    otherwise callers pass [Λ; −Λ] and negate the second half.
+    """
+    totals = _Totals(two_sided)
+    lam_in = _propagate(chain, lam, relaxations, totals)
+    center, spread = input_terms(lam_in, x, threat)
+    lower = (center + totals.lo - spread).expand(x.shape[0], -1)
+    if not two_sided:
+        return lower, None
+    upper = (center + totals.hi + spread).expand(x.shape[0], -1)
+    return lower, upper

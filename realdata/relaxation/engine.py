@@ -1,0 +1,169 @@
+"""One linear-relaxation engine; each bound method is a recipe for it.
+
+A recipe picks (1) where the pre-activation bounds of the ReLU layers come from
+— interval propagation, or the same linear propagation run from every neuron of
+the layer — and (2) the lower-slope rule of the unstable ReLUs (`relu.RULES`).
+The input conjugate is always the threat's support function.  The output bound
+is the linear propagation of the margin specification with the recipe's rule,
+IBP's bound, or (CROWN-IBP) a β-mix of the two.
+
+=========  ==================  ==========  =====================
+method     intermediate bounds  slope rule  output
+=========  ==================  ==========  =====================
+ibp        interval             —           interval
+crown      linear               adaptive    linear
+crown-ibp  interval             adaptive    β·linear + (1−β)·interval
+coap       linear               parallel    linear
+=========  ==================  ==========  =====================
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from realdata.relaxation import forward
+from realdata.relaxation.backward import linear_bounds, row_support
+from realdata.relaxation.graph import Graph, parse, prefix
+from realdata.relaxation.intervals import IntervalPass
+from realdata.relaxation.relu import ADAPTIVE, PARALLEL, ReluRelaxation
+
+#: elements of one chunk of per-neuron coefficients (B × neurons × widest shape on the way)
+DEFAULT_BUDGET = 1 << 24
+
+
+@dataclass(frozen=True)
+class Recipe:
+    intermediate: str  # "interval" or "linear"
+    rule: str
+    output: str  # "interval", "linear" or "mix"
+
+
+RECIPES = {
+    "ibp": Recipe("interval", ADAPTIVE, "interval"),
+    "crown": Recipe("linear", ADAPTIVE, "linear"),
+    "crown-ibp": Recipe("interval", ADAPTIVE, "mix"),
+    "coap": Recipe("linear", PARALLEL, "linear"),
+}
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+class Engine:
+    """Bounds of one model on one batch under one threat with one method."""
+
+    def __init__(self, model, x, threat, method, beta=1.0, proj=None, chunk_size=None,
+                 generator=None, direction="auto"):
+        self.graph: Graph = parse(model, x)
+        self.x = x
+        self.threat = threat
+        self.recipe = RECIPES[method]
+        self.beta = beta
+        self.proj = proj
+        self.chunk_size = chunk_size
+        self.generator = generator
+        self.direction = direction
+        self._bounds = None
+        self._intervals = None
+
+    # -- pre-activation bounds -------------------------------------------
+    def preactivation_bounds(self) -> list:
+        if self._bounds is None:
+            self._bounds = self._compute_bounds()
+        return self._bounds
+
+    def _compute_bounds(self) -> list:
+        g = self.graph
+        if g.num_relus == 0:
+            return []
+        first = self._first_layer()
+        if self.recipe.intermediate == "interval" or self.recipe.output == "mix":
+            self._intervals = IntervalPass(g, self.x, self.threat, first)
+        if self.recipe.intermediate == "interval":
+            return self._intervals.bounds
+        if self.recipe.rule == PARALLEL and self._use_forward(first):
+            return forward.coap_bounds(g, self.x, self.threat, first, proj=self.proj,
+                                       generator=self.generator, chunk_size=self.chunk_size)
+        bounds = [first]
+        for k in range(1, g.num_relus):
+            relax = [ReluRelaxation(lo, up, self.recipe.rule) for lo, up in bounds]
+            bounds.append(self._layer_bounds(k, relax))
+        return bounds
+
+    def _use_forward(self, first) -> bool:
+        if self.proj is not None or self.direction == "forward":
+            return True
+        if self.direction == "backward":
+            return False
+        return forward.cheaper_than_backward(self.graph, self.x, first)
+
+    def _first_layer(self):
+        """Exact range of the first ReLU's affine prefix: its forward pass ± the support of each row."""
+        chain = prefix(self.graph.root, 0)
+        centre = self.x
+        for leaf in chain.nodes:
+            centre = leaf.forward(centre)
+        # the rows of an affine prefix do not depend on the example: one support per neuron serves the batch
+        spread = torch.cat([row_support(chain, rows, self.threat) for rows in self._identity_chunks(0, batch=1)], 1)
+        spread = spread.reshape((1,) + self.graph.relu_shapes[0])
+        return centre - spread, centre + spread
+
+    def _layer_bounds(self, k: int, relax: list):
+        chain = prefix(self.graph.root, k)
+        shape = self.graph.relu_shapes[k]
+        lows, ups = [], []
+        for rows in self._identity_chunks(k, batch=self.x.shape[0]):
+            if self.recipe.rule == PARALLEL:
+                lo, up = linear_bounds(chain, rows, self.x, self.threat, relax, two_sided=True)
+            else:
+                m = rows.shape[1]
+                both, _ = linear_bounds(chain, torch.cat([rows, -rows], 1), self.x, self.threat, relax, two_sided=False)
+                lo, up = both[:, :m], -both[:, m:]
+            lows.append(lo)
+            ups.append(up)
+        B = self.x.shape[0]
+        return torch.cat(lows, 1).reshape((B,) + shape), torch.cat(ups, 1).reshape((B,) + shape)
+
+    def _identity_chunks(self, k: int, batch: int):
+        shape = self.graph.relu_shapes[k]
+        m = _numel(shape)
+        chunk = self.chunk_size or max(1, DEFAULT_BUDGET // (batch * self._widest(k)))
+        for start in range(0, m, chunk):
+            n = min(chunk, m - start)
+            rows = torch.zeros(1, n, m, dtype=self.x.dtype, device=self.x.device)
+            rows[0, torch.arange(n), torch.arange(start, start + n)] = 1
+            yield rows.reshape((1, n) + shape)
+
+    def _widest(self, k: int) -> int:
+        shapes = [self.graph.in_shape] + self.graph.relu_shapes[:k + 1]
+        return max(_numel(s) for s in shapes)
+
+    # -- output ----------------------------------------------------------
+    def margin_lower_bounds(self, y: torch.Tensor) -> torch.Tensor:
+        """Lower bounds of f_y − f_j for every class j → [B, C], entry y exactly 0."""
+        bounds = self.preactivation_bounds()
+        C = _numel(self.graph.out_shape)
+        eye = torch.eye(C, dtype=self.x.dtype, device=self.x.device)
+        spec = (eye[y].unsqueeze(1) - eye.unsqueeze(0)).reshape((len(y), C) + self.graph.out_shape)
+        out = self.recipe.output
+        weight = self.beta if out == "mix" else (1.0 if out == "linear" else 0.0)
+        total = 0
+        if weight > 0:
+            relax = [ReluRelaxation(lo, up, self.recipe.rule) for lo, up in bounds]
+            lower, _ = linear_bounds(self.graph.root, spec, self.x, self.threat, relax,
+                                     two_sided=self.recipe.rule == PARALLEL)
+            total = weight * lower
+        if weight < 1:
+            total = total + (1 - weight) * self._interval_output(spec)
+        mask = torch.ones_like(total).scatter_(1, y.unsqueeze(1), 0)
+        return total * mask
+
+    def _interval_output(self, spec):
+        if self._intervals is None:  # a model without ReLUs: its range is exact
+            return linear_bounds(self.graph.root, spec, self.x, self.threat, [], two_sided=False)[0]
+        return self._intervals.output_lower(spec)

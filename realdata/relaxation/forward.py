@@ -1,0 +1,206 @@
+"""COAP's intermediate bounds by forward propagation (Wong & Kolter's dual network).
+
+With the parallel slope rule every ReLU is relu(z) = d·z + s, s ∈ [0, w]
+(w = −d·ℓ on unstable neurons, 0 elsewhere), so each pre-activation is an
+affine function of the input and of the slacks.  The forward pass carries that
+function as column groups:
+
+* the input group — the linearised network applied to an input basis: the
+  identity (then the threat's support of each row is exact), the threat's own
+  directions for `Directions` (its support depends only on those coordinates),
+  or k random Cauchy (ℓ∞ threat) / Gaussian (ℓ2 threat) vectors whose median
+  absolute value estimates the dual norm (Wong et al. 2018);
+* one slack group per ReLU layer — a column w_j·e_j per unstable neuron j
+  (padded to the batch's largest count), or k Cauchy mixtures of them plus
+  their sum, whose medians estimate Σ_j |·| (Wong et al. 2018);
+
+plus the centre, the linearised network applied to x with its biases.  A
+pre-activation then lies in centre ± support(input group) + Σ_groups [Σ min(·,0),
+Σ max(·,0)].  This costs one pass whose width is the input basis plus the
+unstable neurons, against the backward pass's one propagation per neuron; the
+engine picks the cheaper with `cheaper_than_backward`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from realdata.relaxation.graph import Block, Chain, Graph, Leaf, Relu
+from realdata.relaxation.relu import PARALLEL, ReluRelaxation
+from realdata.threats import L2, Directions, Linf
+
+#: median of |N(0, 1)| = Φ⁻¹(3/4); the median of |g·v| for Gaussian g is this times ‖v‖₂
+_GAUSS_MEDIAN = 0.6744897501960817
+
+
+class _Group:
+    """Columns [b, n, *shape] of one source of variation and how they widen a bound."""
+
+    def __init__(self, cols, widen):
+        self.cols = cols
+        self.widen = widen  # cols at a ReLU input [b, n, m] → (lo, hi) additions, each [b, m]
+
+
+def _input_group(threat, x, proj, generator) -> _Group:
+    shape = tuple(x.shape[1:])
+    n = x[0].numel()
+    like = dict(dtype=x.dtype, device=x.device)
+    if isinstance(threat, Directions):
+        cols = threat.directions.to(**like).unsqueeze(0)
+        return _Group(cols, lambda p: _symmetric(threat.eps * p.abs().amax(1)))
+    if proj is not None and proj < n and isinstance(threat, (Linf, L2)):
+        if isinstance(threat, Linf):
+            cols = torch.empty((1, proj) + shape, **like).cauchy_(generator=generator)
+            scale = threat.eps
+        else:
+            cols = torch.randn((1, proj) + shape, generator=generator, **like)
+            scale = threat.eps / _GAUSS_MEDIAN
+        return _Group(cols, lambda p: _symmetric(scale * p.abs().median(1).values))
+    cols = torch.eye(n, **like).reshape((1, n) + shape)
+
+    def widen(p):
+        b, k, m = p.shape
+        s = threat.support(p.transpose(1, 2).reshape((b * m,) + shape)).reshape(b, m)
+        return -s, s
+    return _Group(cols, widen)
+
+
+def _symmetric(s):
+    return -s, s
+
+
+def _slack_exact(relax: ReluRelaxation):
+    B = relax.d.shape[0]
+    shape = tuple(relax.d.shape[1:])
+    mask = relax.unstable.reshape(B, -1)
+    n = int(mask.sum(1).max())
+    if n == 0:
+        return None
+    rank = mask.long().cumsum(1) - 1
+    b_idx, j_idx = mask.nonzero(as_tuple=True)
+    w = relax.intercept.reshape(B, -1)[b_idx, j_idx]
+    cols = relax.d.new_zeros(B, n, mask.shape[1]).index_put((b_idx, rank[b_idx, j_idx], j_idx), w)
+    return _Group(cols.reshape((B, n) + shape), lambda p: (p.clamp(max=0).sum(1), p.clamp(min=0).sum(1)))
+
+
+def _slack_projected(relax: ReluRelaxation, k: int, generator):
+    w = relax.intercept.unsqueeze(1)  # zero off the unstable neurons
+    mix = torch.empty((w.shape[0], k) + tuple(w.shape[2:]), dtype=w.dtype, device=w.device).cauchy_(generator=generator)
+    cols = torch.cat([w, mix * w], 1)
+
+    def widen(p):
+        total, l1 = p[:, 0], p[:, 1:].abs().median(1).values
+        return (total - l1) / 2, (total + l1) / 2
+    return _Group(cols, widen)
+
+
+class _Forward:
+    def __init__(self, graph: Graph, x, threat, first, proj, generator):
+        self.graph = graph
+        self.threat = threat
+        self.first = first
+        self.proj = proj
+        self.generator = generator
+        self.bounds = [None] * graph.num_relus
+
+    def run(self, chain: Chain, centre, groups: list):
+        for node in chain.nodes:
+            if isinstance(node, Leaf):
+                centre = node.forward(centre)
+                for g in groups:
+                    g.cols = node.linear(g.cols)
+            elif isinstance(node, Relu):
+                centre = self._relu(node, centre, groups)
+            elif isinstance(node, Block):
+                outer = len(groups)
+                skip_groups = [_Group(g.cols, g.widen) for g in groups]
+                main_groups = [_Group(g.cols, g.widen) for g in groups]
+                c_main = self.run(node.main, centre, main_groups)
+                c_skip = self.run(node.skip, centre, skip_groups)
+                for g, s in zip(main_groups[:outer], skip_groups):
+                    g.cols = g.cols + s.cols
+                groups[:] = main_groups
+                centre = c_main + c_skip
+        return centre
+
+    def _relu(self, node: Relu, centre, groups):
+        if node.index == 0:
+            lo, up = self.first
+        else:
+            B = centre.shape[0]
+            lo = hi = centre.reshape(B, -1)
+            for g in groups:
+                dl, dh = g.widen(g.cols.flatten(2))
+                lo, hi = lo + dl, hi + dh
+            lo, up = lo.reshape(centre.shape), hi.reshape(centre.shape)
+        self.bounds[node.index] = (lo, up)
+        relax = ReluRelaxation(lo, up, PARALLEL)
+        d = relax.d
+        for g in groups:
+            g.cols = d.unsqueeze(1) * g.cols
+        n = int(relax.unstable.reshape(d.shape[0], -1).sum(1).max())
+        if self.proj is not None and n > self.proj:
+            groups.append(_slack_projected(relax, self.proj, self.generator))
+        else:
+            slack = _slack_exact(relax)
+            if slack is not None:
+                groups.append(slack)
+        return d * centre
+
+
+def coap_bounds(graph: Graph, x, threat, first, proj=None, generator=None, chunk_size=None) -> list:
+    """COAP pre-activation bounds of every ReLU layer (exact when proj is None).
+
+    Forward mode keeps every column of a layer at once (each layer's bounds need
+    them all), so `chunk_size` does not apply here."""
+    walker = _Forward(graph, x, threat, first, proj, generator)
+    walker.run(graph.root, x, [_input_group(threat, x, proj, generator)])
+    return walker.bounds
+
+
+def _column_cost(leaf: Leaf) -> int:
+    """Multiply-adds of the leaf on one column."""
+    m = leaf.module
+    out = math.prod(leaf.out_shape)
+    if isinstance(m, nn.Linear):
+        return m.in_features * m.out_features
+    if isinstance(m, nn.Conv2d):
+        return out * m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+    return out
+
+
+def _costs(chain: Chain, cols: float, unstable: float, state: dict):
+    """Accumulate forward and backward operation counts along `chain`."""
+    for node in chain.nodes:
+        if isinstance(node, Leaf):
+            c = _column_cost(node)
+            if state["relus"] > 0:  # before the first ReLU both directions are shared by the batch
+                state["forward"] += cols * c
+            state["path"] += c
+        elif isinstance(node, Relu):
+            width = math.prod(node.shape)
+            if node.index > 0:
+                state["backward"] += width * state["path"]
+            state["relus"] += 1
+            cols += unstable * width
+        elif isinstance(node, Block):
+            path = state["path"]
+            cols_main = _costs(node.main, cols, unstable, state)
+            main_path, state["path"] = state["path"], path
+            _costs(node.skip, cols, unstable, state)
+            state["path"] = max(main_path, state["path"])
+            cols = cols_main
+    return cols
+
+
+def cheaper_than_backward(graph: Graph, x, first) -> bool:
+    """Is the forward pass expected to cost fewer operations than one backward pass per
+    neuron?  The forward width depends on the unstable neurons to come, estimated by
+    the first ReLU layer's unstable fraction."""
+    lo, up = first
+    unstable = ((lo < 0) & (up > 0)).to(torch.float32).mean().item()
+    state = {"forward": 0.0, "backward": 0.0, "path": 0, "relus": 0}
+    _costs(graph.root, float(x[0].numel()), unstable, state)
+    return state["forward"] < state["backward"]

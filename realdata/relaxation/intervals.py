@@ -1,0 +1,81 @@
+"""Interval bound propagation (IBP) through the engine's graph.
+
+Boxes travel as (centre, radius).  The input box is the threat's bounding box
+(radius_i = σ_S(e_i)), but the first ReLU layer gets the exact range of its
+affine prefix from the caller, as every method shares it.  The output is bounded
+with the specification folded into the trailing affine layers (Gowal et al.;
+Zhang et al.'s CROWN-IBP does the same), which is never looser than subtracting
+logit intervals.
+"""
+from __future__ import annotations
+
+import torch
+
+from realdata.relaxation.backward import linear_bounds
+from realdata.relaxation.graph import Block, Chain, Graph, Leaf, Relu
+
+_ROWS = 1024  # identity rows per support evaluation when building the input box
+
+
+def input_radius(threat, x: torch.Tensor) -> torch.Tensor:
+    """Half-widths of the smallest box around the threat set → shaped like one input."""
+    n = x[0].numel()
+    parts = []
+    for start in range(0, n, _ROWS):
+        rows = torch.arange(start, min(n, start + _ROWS), device=x.device)
+        eye = torch.zeros(len(rows), n, dtype=x.dtype, device=x.device)
+        eye[torch.arange(len(rows), device=x.device), rows] = 1
+        parts.append(threat.support(eye.reshape((len(rows),) + tuple(x.shape[1:]))))
+    return torch.cat(parts).reshape(x.shape[1:])
+
+
+def tail_start(root: Chain) -> int:
+    """Index of the first node of the trailing run of affine leaves."""
+    t = len(root.nodes)
+    while t > 0 and isinstance(root.nodes[t - 1], Leaf):
+        t -= 1
+    return t
+
+
+class IntervalPass:
+    """Runs IBP once; holds the bounds of every ReLU and the box where the tail starts."""
+
+    def __init__(self, graph: Graph, x: torch.Tensor, threat, first_bounds):
+        self.graph = graph
+        self.x = x
+        self.threat = threat
+        self.first_bounds = first_bounds
+        self.bounds = [None] * graph.num_relus
+        self.cut = tail_start(graph.root)
+        radius = input_radius(threat, x).expand_as(x)
+        self.box = self._run(Chain(graph.root.nodes[:self.cut]), x, radius)
+
+    def _run(self, chain: Chain, c: torch.Tensor, r: torch.Tensor):
+        for node in chain.nodes:
+            if isinstance(node, Leaf):
+                c, r = node.forward(c), node.abs_linear(r)
+            elif isinstance(node, Relu):
+                lo, up = (c - r, c + r) if node.index > 0 else self.first_bounds
+                self.bounds[node.index] = (lo, up)
+                lo, up = lo.clamp(min=0), up.clamp(min=0)
+                c, r = (up + lo) / 2, (up - lo) / 2
+            elif isinstance(node, Block):
+                cm, rm = self._run(node.main, c, r)
+                cs, rs = self._run(node.skip, c, r)
+                c, r = cm + cs, rm + rs
+        return c, r
+
+    def output_lower(self, spec: torch.Tensor) -> torch.Tensor:
+        """Lower bounds of specᵀ·model(x') ([B, m, *out] → [B, m])."""
+        tail = Chain(self.graph.root.nodes[self.cut:])
+        if self.cut == 0:  # an affine model: its range is exact
+            return linear_bounds(tail, spec, self.x, self.threat, [], two_sided=False)[0]
+        lam, const = spec, 0
+        for leaf in reversed(tail.nodes):
+            b = leaf.bias_term(lam)
+            const = const if b is None else const + b
+            lam = leaf.transpose(lam)
+        c, r = self.box
+        centre = (lam.flatten(2) @ c.flatten(1).unsqueeze(-1)).squeeze(-1)
+        spread = (lam.abs().flatten(2) @ r.flatten(1).unsqueeze(-1)).squeeze(-1)
+        return centre - spread + const
