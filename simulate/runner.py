@@ -1,0 +1,90 @@
+"""Run a list of experiment configurations, one result record each, skipping finished ones.
+
+Every simulate command (one_step, linear, spheres) is "a list of frozen configs → a list
+of records"; this module is that loop, so skipping, `--force`, atomic writes and the
+shared command-line flags behave identically in all three.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from realdata.errors import UserError, parse_list
+from realdata.results import existing_record, make_record, record_path, write_json_atomic
+
+DEFAULT_OUT = Path("results")
+
+
+def run_configs(kind: str, configs: Iterable, run_one: Callable, name_of: Callable, out=DEFAULT_OUT,
+                force: bool = False, progress: bool = True, log=print) -> list[dict]:
+    """Run each config unless its record exists; return the records in config order.
+
+    `run_one(config, progress)` returns `(metrics, history, extra)`; `extra` holds
+    additional top-level record fields (e.g. the learning-rate search).  With
+    `out=None` nothing is read or written (used by tests and by `--json` dry runs).
+    """
+    records = []
+    for config in configs:
+        name = name_of(config)
+        path = record_path(out, name, config) if out is not None else None
+        if path is not None and not force:
+            done = existing_record(path)
+            if done is not None:
+                if progress:
+                    log(f"skip {name}: finished record {path} (pass --force to rerun)")
+                records.append(done)
+                continue
+        start = time.perf_counter()
+        metrics, history, extra = run_one(config, progress)
+        record = make_record(kind, name, config, seed=getattr(config, "seed", 0), metrics=metrics,
+                             history=history, wall_time_s=round(time.perf_counter() - start, 3), **extra)
+        if path is not None:
+            write_json_atomic(path, record)
+            record["_path"] = str(path)
+        records.append(record)
+    return records
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, seeds_default: str = "0") -> None:
+    """The flags every simulate command shares."""
+    parser.add_argument("--seeds", default=seeds_default,
+                        help=f"comma-separated seeds, one run (record) per seed (default: {seeds_default})")
+    parser.add_argument("--out", default=str(DEFAULT_OUT),
+                        help=f"directory for the result records (default: {DEFAULT_OUT}/)")
+    parser.add_argument("--force", action="store_true",
+                        help="rerun and overwrite configurations whose record already exists")
+    parser.add_argument("--json", action="store_true",
+                        help="print the records as JSON on stdout instead of the table")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+
+
+def parse_seeds(text: str) -> list[int]:
+    def seed(s):
+        try:
+            value = int(s)
+        except ValueError:
+            raise UserError(f"seeds are non-negative integers such as 0,1,2; got {s!r}.") from None
+        if value < 0:
+            raise UserError(f"seeds are non-negative integers such as 0,1,2; got {s!r}.")
+        return value
+    return parse_list(text, seed)
+
+
+def print_json(records: list[dict]) -> None:
+    json.dump([{k: v for k, v in r.items() if not k.startswith("_")} for r in records], sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """Plain-text table; `columns` are (key, header, format) with format like '{:.3f}'."""
+    cells = [[header for _, header, _ in columns]]
+    for row in rows:
+        cells.append([("—" if row.get(key) is None else fmt.format(row[key])) for key, _, fmt in columns])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
