@@ -241,7 +241,16 @@ def _download_cifar10(folder: Path) -> Path:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return archive
+    # Unpack the six batches once, so later loads skip decompressing 170 MB; the folder
+    # appears by one rename, so a killed run never leaves a half-filled one behind.
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".unpack-"))
+    try:
+        for name, blob in _cifar_from_archive(archive).items():
+            (staging / name).write_bytes(blob)
+        os.replace(staging, folder / CIFAR10_FOLDER)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder / CIFAR10_FOLDER
 
 
 def _load_cifar10(data_dir=None, download: bool = False):
@@ -465,9 +474,16 @@ def load_dataset(name: str, data_dir=None, train_size=None, test_size=None, seed
     """Load or generate dataset `name` (one of DATASETS) as CPU tensors.
 
     `train_size`/`test_size` draw seeded random subsets; `seed` also seeds the
-    synthetic generators. `params` go to the dataset: ``download`` (cifar10);
-    ``test_fraction`` (digits); ``preset``, ``d``, ``r0``, ``r1``, ``margin``,
-    ``n``, ``n_test`` (spheres); ``d``, ``gamma``, ``sigma``, ``n``, ``n_test`` (linear).
+    synthetic generators. `params` go to the dataset:
+
+    - cifar10: ``download`` (fetch and md5-check the official archive into
+      ``data_dir``, ``$CIFAR10_DIR`` or ``~/.cache/certified-defences/cifar10``
+      when nothing is there yet; never otherwise);
+    - digits: ``test_fraction`` (0.2; a fixed split, the same for every seed);
+    - spheres: ``preset`` ("2022": d=100, radii 1 and 12 INFERRED, n=50, n_test=10⁵;
+      "2023": d=10, r0=1 INFERRED, margin 20, n=500, n_test=10⁴), overridden by
+      ``d``, ``r0``, ``r1`` or ``margin`` (r1 = r0 + margin), ``n``, ``n_test``;
+    - linear: ``d`` (1000), ``gamma`` (6), ``sigma`` (1, INFERRED), ``n`` (50), ``n_test`` (10⁴).
     """
     if name not in _LOADERS:
         raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
@@ -511,8 +527,8 @@ def crop_and_flip(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: 
 def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, pad: int = PAD) -> torch.Tensor:
     """Random crop (zero padding `pad`) and horizontal flip with probability ½, per image.
 
-    Random numbers come from `generator` on its own device and are moved to x's
-    device, so the same seed gives the same batch on CPU and GPU.
+    Random numbers are drawn on `generator`'s own device and moved to x's device,
+    so a CPU generator gives the same batch whether x lives on the CPU or a GPU.
     """
     if x.dim() != 4:
         raise ValueError(f"augment_batch expects images [B, C, H, W], got shape {tuple(x.shape)}")

@@ -152,6 +152,9 @@ def test_cifar_download_only_on_request_verifies_and_keeps_the_archive(cifar, tm
     assert len(load_dataset("cifar10", data_dir=target, download=True).y_train) == 15
     assert len(load_dataset("cifar10", data_dir=target, download=True).y_train) == 15
     assert len(calls) == 2 and (target / "cifar-10-python.tar.gz").is_file()
+    # the batches were unpacked once, and the folder is what later loads read
+    assert load_dataset("cifar10", data_dir=target).params["source"] == str(target / "cifar-10-batches-py")
+    assert sorted(p.name for p in target.iterdir()) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
 
 
 @pytest.mark.skipif(not CIFAR10_SUBSET.is_dir(), reason="the shared CIFAR-10 subset is not beside this checkout")
@@ -290,8 +293,9 @@ def test_spheres_points_lie_on_the_two_shells_uniformly():
 
 
 def test_spheres_presets_and_radius_parameters():
-    p22 = load_dataset("spheres").params
-    assert (p22["d"], p22["n"], p22["r0"], p22["r1"], p22["n_test"]) == (100, 50, 1.0, 12.0, 100_000)
+    p22 = load_dataset("spheres", n_test=10).params  # the preset's 10⁵ test points would only cost time here
+    assert (p22["d"], p22["n"], p22["r0"], p22["r1"], p22["n_test"]) == (100, 50, 1.0, 12.0, 10)
+    assert data_mod.SPHERE_PRESETS["2022"]["n_test"] == 100_000
     d = load_dataset("spheres", d=3, r0=2, margin=5, n=40, n_test=30)
     assert d.x_train.shape == (40, 3) and len(d.y_test) == 30
     assert set(d.x_test.norm(dim=1).round(decimals=4).tolist()) <= {2.0, 7.0}
