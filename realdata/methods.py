@@ -148,6 +148,8 @@ def training_loss(method: str, model: nn.Module, x: torch.Tensor, y: torch.Tenso
     if chunk_size is not None:
         options["chunk_size"] = chunk_size
     if method == "coap":
+        if proj is not None:
+            options["generator"] = generator  # the projections are drawn from the run's stream: resumable
         robust, cert_error = bounds.robust_loss(model, x, y, threat, "coap", proj=proj, **options)
         return robust, _as_float(cert_error)
     if method == "ibp":

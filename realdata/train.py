@@ -199,7 +199,11 @@ def evaluate_model(config: TrainConfig, dataset, model: nn.Module, threat: Threa
 
     options = {}
     if config.eval_attack in ("apgd", "apgd-ce", "pgd"):
-        options = {"steps": config.eval_steps, "restarts": config.eval_restarts}
+        # a stream of its own: the evaluation's random starts do not depend on how training went
+        generator = torch.Generator(device=device).manual_seed(config.seed * 2 + 3)
+        options = {"steps": config.eval_steps, "restarts": config.eval_restarts, "generator": generator}
+    elif config.eval_attack == "aa+":
+        options = {"seed": config.seed}
     model.eval()
     return evaluate(model, dataset.x_test, dataset.y_test, threat, attack=config.eval_attack,
                     bound=None if config.eval_bound == "none" else config.eval_bound,

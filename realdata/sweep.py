@@ -1,0 +1,144 @@
+"""Run a grid of training runs (methods × budgets × seeds) and tabulate it.
+
+    python -m realdata.sweep --dataset cifar10 --methods at,coap,crown-ibp --norm l2 \\
+        --eps 9/255,18/255,36/255 --seeds 0,1,2 [--recipe quick|paper]
+
+Each cell is one `realdata.train.train` run with its own record, so an interrupted sweep
+picks up where it stopped: finished cells are skipped (``--force`` recomputes them) and
+an unfinished one resumes from its checkpoint.  Figures call `run_grid` directly.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+
+from tqdm.auto import tqdm
+
+from realdata import distributed
+from realdata.cli import Parser, add_config_arguments, add_run_arguments, config_overrides, recipe_epilog
+from realdata.errors import UserError, parse_eps, parse_list, run_main
+from realdata.methods import check_method
+from realdata.recipes import TrainConfig, make_config
+from realdata.train import summary_line, train
+
+#: metrics shown in the table, in this order, with their column titles
+COLUMNS = (("standard_error", "standard"), ("robust_error", "robust"), ("certified_error", "certified"),
+           ("acc_disc", "acc-disc"), ("robust_acc_disc", "rob-acc-disc"), ("unstable_fraction", "unstable"))
+
+
+def grid_configs(dataset: str, methods, eps_values, seeds, *, norm: str = "l2", recipe: str = "quick",
+                 overrides: dict | None = None) -> list[TrainConfig]:
+    """The grid's configurations, method-major then ε then seed (the order they run in)."""
+    methods, eps_values, seeds = list(methods), list(eps_values), list(seeds)
+    for method in methods:
+        check_method(method)
+    if not (methods and eps_values and seeds):
+        raise UserError("the grid is empty; give at least one method, one budget and one seed.")
+    extra = dict(overrides or {})
+    return [make_config(dataset, method, recipe, norm=norm, eps=float(eps), seed=int(seed), **extra)
+            for method in methods for eps in eps_values for seed in seeds]
+
+
+def run_grid(dataset: str, methods, eps_values, seeds, *, norm: str = "l2", recipe: str = "quick",
+             overrides: dict | None = None, out="results", data_dir=None, device=None, force: bool = False,
+             progress: bool = True, log=None) -> list[dict]:
+    """Train every cell of the grid (skipping finished records) → the records, in grid order.
+
+    `overrides` are TrainConfig fields applied to every cell (e.g. {"epochs": 2}); `log`
+    receives one summary line per cell (None: silent).  Under torchrun every process
+    must call this; the records come back on rank 0 and the list is empty elsewhere.
+    """
+    configs = grid_configs(dataset, methods, eps_values, seeds, norm=norm, recipe=recipe, overrides=overrides)
+    ctx = distributed.setup(device)  # one process group for the whole grid, not one per cell
+    records = []
+    try:
+        cells = tqdm(configs, desc=f"sweep {dataset}", unit="run", disable=not (progress and ctx.is_main),
+                     file=sys.stderr)
+        for config in cells:
+            cells.set_postfix(method=config.method, eps=f"{config.eps:.4g}", seed=config.seed)
+            record = train(config, out=out, data_dir=data_dir, device=device, force=force, progress=progress)
+            if record is not None:
+                records.append(record)
+                if log is not None:
+                    log(summary_line(record))
+    finally:
+        ctx.close()
+    return records
+
+
+def _fmt(values) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f}±{statistics.stdev(values):.3f}"
+
+
+def format_table(records) -> str:
+    """One row per (method, ε): mean ± standard deviation over seeds of each metric."""
+    groups: dict[tuple, list] = {}
+    for rec in records:
+        c = rec["config"]
+        groups.setdefault((c["dataset"], c["method"], c["norm"], c["eps"]), []).append(rec)
+    header = ["dataset", "method", "norm", "eps", "seeds"] + [title for _, title in COLUMNS]
+    rows = [header]
+    for (dataset, method, norm, eps), recs in groups.items():
+        rows.append([dataset, method, norm, f"{eps:.4g}", str(len(recs))]
+                    + [_fmt([r["metrics"].get(key) for r in recs]) for key, _ in COLUMNS])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+GRID_FIELDS = ("dataset", "method", "norm", "eps", "seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m realdata.sweep", formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description="Train a grid of methods × budgets × seeds with realdata.train (one record per "
+                                "cell; finished cells are skipped, unfinished ones resume) and print a table "
+                                "of standard, robust and certified error and accuracy discrepancy.",
+                    epilog=recipe_epilog())
+    parser.add_argument("--dataset", default="cifar10", help="dataset name (see realdata.data.DATASETS)")
+    parser.add_argument("--methods", default="st,at,coap,crown-ibp,ibp", help="comma-separated methods")
+    parser.add_argument("--norm", default="l2", help="threat model (linf, l2, directions)")
+    parser.add_argument("--eps", default=None,
+                        help="comma-separated budgets in input space, e.g. 9/255,18/255,36/255 (default: the recipe's)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    parser.add_argument("--json", action="store_true", help="print the records as a JSON list instead of the table")
+    add_run_arguments(parser)
+    add_config_arguments(parser, exclude=GRID_FIELDS)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    methods = parse_list(args.methods)
+    for method in methods:
+        check_method(method)
+    eps_values = (parse_list(args.eps, parse_eps) if args.eps is not None
+                  else [make_config(args.dataset, methods[0], args.recipe).eps])
+    seeds = parse_list(args.seeds, _seed)
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
+    records = run_grid(args.dataset, methods, eps_values, seeds, norm=args.norm, recipe=args.recipe,
+                       overrides=config_overrides(args, exclude=GRID_FIELDS), out=args.out, data_dir=args.data_dir,
+                       device=args.device, force=args.force, progress=not args.quiet, log=log)
+    if records:
+        print(json.dumps(records, indent=1) if args.json else format_table(records))
+    return 0
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"seeds are non-negative integers, got {text!r}.") from None
+    if value < 0:
+        raise UserError(f"seeds are non-negative integers, got {text!r}.")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
