@@ -59,12 +59,12 @@ IDX_PARTS = ("train-images", "train-labels", "t10k-images", "t10k-labels")
 # Settings of the two papers (PAPER.md §3); radii marked INFERRED there.
 SPHERE_PRESETS = {
     "2022": dict(d=100, r0=1.0, r1=12.0, n=50, n_test=100_000),
-    "2023": dict(d=10, r0=1.0, r1=21.0, n=500, n_test=10_000),
+    "2023": dict(d=10, r0=1.0, margin=20.0, n=500, n_test=10_000),  # 2023 fixes the margin, not the outer radius
 }
 PAD = 4
 
 
-@dataclass
+@dataclass(eq=False)  # tensors have no single truth value, so identity is the only sane equality
 class Dataset:
     """Train and test tensors plus what models, attacks and evaluation need to know."""
 
@@ -412,10 +412,12 @@ def _make_spheres(seed: int = 0, preset: str = "2022", d=None, r0=None, r1=None,
     r0 = _as_float("r0", base["r0"] if r0 is None else r0, positive=True)
     if margin is not None:
         r1_from_margin = r0 + _as_float("margin", margin, positive=True)
-        if r1 is not None and abs(float(r1) - r1_from_margin) > 1e-9 * r1_from_margin:
+        if r1 is not None and abs(_as_float("r1", r1) - r1_from_margin) > 1e-9 * r1_from_margin:
             raise UserError(f"r1={r1} and margin={margin} disagree (r1 must be r0 + margin); give only one of them.")
         r1 = r1_from_margin
-    r1 = _as_float("r1", base["r1"] if r1 is None else r1, positive=True)
+    elif r1 is None:
+        r1 = base["r1"] if "r1" in base else r0 + base["margin"]
+    r1 = _as_float("r1", r1, positive=True)
     if not r0 < r1:
         raise UserError(f"the sphere radii must increase (r0 < r1), got r0={r0} and r1={r1}.")
     x_train, y_train = _sample_spheres(_rng(seed, "spheres-train"), n, d, (r0, r1))

@@ -50,7 +50,9 @@ def labels_to_sign(y: torch.Tensor) -> torch.Tensor:
 
 
 def _scaled(channels: int, width: float) -> int:
-    return max(1, int(round(channels * width)))
+    if not float(width) > 0:
+        raise UserError(f"width is a factor on the layer sizes and must be positive, got {width}.")
+    return max(1, int(round(channels * float(width))))
 
 
 def _classifier(features: nn.Sequential, in_shape: tuple, hidden: list[int], num_classes: int) -> list[nn.Module]:

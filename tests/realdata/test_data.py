@@ -296,6 +296,8 @@ def test_spheres_presets_and_radius_parameters():
     p22 = load_dataset("spheres", n_test=10).params  # the preset's 10⁵ test points would only cost time here
     assert (p22["d"], p22["n"], p22["r0"], p22["r1"], p22["n_test"]) == (100, 50, 1.0, 12.0, 10)
     assert data_mod.SPHERE_PRESETS["2022"]["n_test"] == 100_000
+    p23 = load_dataset("spheres", preset="2023", r0=2, n_test=10).params  # 2023 keeps its margin of 20
+    assert (p23["d"], p23["n"], p23["r1"], p23["margin"]) == (10, 500, 22.0, 20.0)
     d = load_dataset("spheres", d=3, r0=2, margin=5, n=40, n_test=30)
     assert d.x_train.shape == (40, 3) and len(d.y_test) == 30
     assert set(d.x_test.norm(dim=1).round(decimals=4).tolist()) <= {2.0, 7.0}

@@ -119,6 +119,8 @@ def test_bad_architecture_parameters_and_shapes():
         build_model("cifar-cnn", load_dataset("linear", d=4, n=2, n_test=2))
     with pytest.raises(UserError, match="does not fit inputs"):
         build_model("mnist-large", images(1, 2))
+    with pytest.raises(UserError, match="must be positive"):
+        build_model("resnet", CIFAR, width=-1)
     with pytest.raises(UserError, match="width >= 1"):
         build_model("mlp", MNIST, width=0)
 
