@@ -1,0 +1,62 @@
+"""The grid runner: one record per cell, finished cells skipped, a table at the end."""
+import json
+
+import pytest
+
+from realdata.errors import UserError, run_main
+from realdata.sweep import format_table, grid_configs, main, run_grid
+
+SMALL = {"train_size": 100, "test_size": 30, "epochs": 1, "batch_size": 50, "width": 8, "depth": 1, "eval_steps": 3}
+
+
+def test_grid_runs_every_cell_once_and_tabulates(tmp_path):
+    lines = []
+    records = run_grid("digits", ["st", "ibp"], [0.1, 0.2], [0, 1], overrides=SMALL, out=tmp_path, progress=False,
+                       log=lines.append)
+    assert len(records) == 8 and len(list(tmp_path.glob("*.json"))) == 8 and len(lines) == 8
+    cells = {(r["config"]["method"], r["config"]["eps"], r["config"]["seed"]) for r in records}
+    assert cells == {(m, e, s) for m in ("st", "ibp") for e in (0.1, 0.2) for s in (0, 1)}
+    table = format_table(records).splitlines()
+    assert table[0].split()[:5] == ["dataset", "method", "norm", "eps", "seeds"]
+    assert len(table) == 1 + 4 and all(row.split()[4] == "2" for row in table[1:])
+    # a second sweep finds every record and recomputes nothing
+    again = run_grid("digits", ["st", "ibp"], [0.1, 0.2], [0, 1], overrides=SMALL, out=tmp_path, progress=False)
+    assert [r["created"] for r in again] == [r["created"] for r in records]
+
+
+def test_table_mean_and_spread():
+    recs = [{"config": {"dataset": "d", "method": "at", "norm": "l2", "eps": 0.5},
+             "metrics": {"standard_error": v, "robust_error": None}} for v in (0.1, 0.3)]
+    row = format_table(recs).splitlines()[1].split()
+    assert row[5] == "0.200±0.141" and row[6] == "n/a"
+
+
+def test_grid_configs_order_and_overrides():
+    configs = grid_configs("digits", ["at", "coap"], [0.1], [3, 4], overrides={"epochs": 2})
+    assert [(c.method, c.seed) for c in configs] == [("at", 3), ("at", 4), ("coap", 3), ("coap", 4)]
+    assert all(c.epochs == 2 and c.recipe == "quick" for c in configs)
+    with pytest.raises(UserError, match="choose one of st, at"):
+        grid_configs("digits", ["at", "free-at"], [0.1], [0])
+
+
+def test_cli_prints_the_table(tmp_path, capsys):
+    args = ["--dataset", "digits", "--methods", "st", "--eps", "1/10", "--seeds", "0", "--out", str(tmp_path),
+            "--quiet", "--train-size", "100", "--test-size", "30", "--epochs", "1", "--width", "8", "--depth", "1",
+            "--eval-steps", "3"]
+    assert run_main(main, args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("dataset") and out[1].split()[:5] == ["digits", "st", "l2", "0.1", "1"]
+    assert run_main(main, args + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["config"]["eps"] == 0.1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "st,svm"], "unknown training method 'svm'"),
+    (["--eps", "0.1,abc"], "cannot read the budget 'abc'"),
+    (["--seeds", "0,-1"], "seeds are non-negative integers"),
+    (["--dataset", "imagenet"], "choose one of"),
+])
+def test_cli_bad_input(tmp_path, capsys, args, message):
+    assert run_main(main, ["--out", str(tmp_path), "--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
