@@ -26,7 +26,7 @@ from scipy.special import expit
 
 __all__ = [
     "CELLS", "LABELS", "OBJECTIVES", "X1", "Z", "THETA1", "EPS", "A", "B", "P", "RHO", "ALPHA",
-    "Derivation", "derive", "relu_model", "endpoint_slopes", "dual_margin", "to_theta", "logistic_loss",
+    "CELL_PARAMS", "Derivation", "derive", "in_cell", "relu_model", "endpoint_slopes", "dual_margin", "to_theta", "logistic_loss",
     "cell_of", "worst_case_margins", "margin_gradients", "loss_gradients", "dual_margins_numeric",
     "scalar_pieces",
 ]
@@ -49,7 +49,7 @@ _M, _N = sp.symbols("M N", positive=True)
 _q = sp.Symbol("q", real=True)
 
 # Each cell as (forward substitution onto sign-definite symbols, substitution back to p, ρ).
-_CELL_PARAMS = {
+CELL_PARAMS = {
     "dead": ({P: -_Q - RHO}, {_Q: -(P + RHO)}),            # u = −Q ≤ 0
     "active": ({P: _Q + RHO}, {_Q: P - RHO}),              # ℓ = Q ≥ 0
     "unstable": ({P: (_N - _M) / 2, RHO: (_M + _N) / 2},   # ℓ = −M < 0 < N = u
@@ -62,11 +62,11 @@ def relu_model(pre):
     return A * sp.Max(0, pre) + B
 
 
-def _in_cell(expr, cell):
+def in_cell(expr, cell):
     """Resolve every max/min/abs of `expr` inside `cell` and return it again in terms of p and ρ."""
-    forward, back = _CELL_PARAMS[cell]
-    resolved = sp.simplify(sp.sympify(expr).subs(forward, simultaneous=True))
-    return sp.simplify(resolved.subs(back, simultaneous=True))
+    forward, back = CELL_PARAMS[cell]
+    resolved = sp.sympify(expr).subs(forward, simultaneous=True)      # max/min/abs evaluate here
+    return sp.factor(sp.cancel(resolved.subs(back, simultaneous=True)))
 
 
 def endpoint_slopes(y):
@@ -86,7 +86,7 @@ def _at_margin(y, cell):
     As β runs over [−ε, ε] the pre-activation θᵀx + βθ₁ runs over [p − ρ, p + ρ]; y·f is monotone in it
     (`endpoint_slopes`), so the minimum is the smaller endpoint value.
     """
-    return _in_cell(sp.Min(y * relu_model(P - RHO), y * relu_model(P + RHO)), cell)
+    return in_cell(sp.Min(y * relu_model(P - RHO), y * relu_model(P + RHO)), cell)
 
 
 def dual_margin(y, cell, alpha=None):
@@ -112,7 +112,7 @@ def dual_margin(y, cell, alpha=None):
     value = -nu3 * B - nu2 * P - RHO * sp.Abs(nu2)
     if cell == "unstable":
         value += lower * sp.Max(nu2, 0)
-    return _in_cell(value, cell)
+    return in_cell(value, cell)
 
 
 def to_theta(expr):

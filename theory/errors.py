@@ -1,0 +1,41 @@
+"""Bad command-line input → one sentence on stderr and exit code 2 (DESIGN.md), without realdata.
+
+`theory` depends on nothing else in the repository, so it carries this small copy of the convention.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+EXIT_USAGE = 2
+
+
+class InputError(ValueError):
+    """Input the user must fix; the message is one sentence saying how."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes as an InputError instead of printing usage and exiting."""
+
+    def error(self, message):
+        raise InputError(f"{message}; see --help.")
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise InputError(message)
+
+
+def finite(name: str, value: float) -> float:
+    require(math.isfinite(value), f"--{name} must be a finite number, got {value}.")
+    return value
+
+
+def run_cli(main, argv=None) -> int:
+    """Run `main(argv)`; an InputError becomes `error: <sentence>` on stderr and exit code 2."""
+    try:
+        return main(argv) or 0
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
