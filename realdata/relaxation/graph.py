@@ -43,6 +43,7 @@ class Leaf:
     in_shape: tuple
     out_shape: tuple
     full_bias: torch.Tensor | None = None  # shaped like out_shape, or None
+    _flipped: torch.Tensor | None = field(default=None, repr=False)
 
     # -- maps on [b, n, *in_shape] column tensors, no bias ---------------
     def linear(self, t: torch.Tensor) -> torch.Tensor:
@@ -64,8 +65,7 @@ class Leaf:
         if isinstance(m, nn.Linear):
             out = t @ m.weight
         elif isinstance(m, nn.Conv2d):
-            out = F.conv_transpose2d(_merge(t, 2), m.weight, None, m.stride, m.padding,
-                                     self._output_padding(), 1, m.dilation)
+            out = self._conv_transpose(_merge(t, 2))
         elif isinstance(m, Normalize):
             out = t / self._channel(m.std, t)
         else:
@@ -97,6 +97,17 @@ class Leaf:
         # Normalize's per-channel vector, broadcast against [lead dims, C, ...] or [lead dims, d]
         spatial = len(self.in_shape) - 1
         return v.to(t.dtype).reshape((1,) * lead + (-1,) + (1,) * spatial)
+
+    def _conv_transpose(self, t):
+        m = self.module
+        k, p = m.kernel_size, m.padding
+        if m.stride == (1, 1) and m.dilation == (1, 1) and p[0] < k[0] and p[1] < k[1]:
+            # a stride-1 transposed conv is a plain conv with the flipped, transposed kernel,
+            # which torch's CPU kernels run markedly faster
+            if self._flipped is None:
+                self._flipped = m.weight.transpose(0, 1).flip(-1, -2)
+            return F.conv2d(t, self._flipped, None, 1, (k[0] - 1 - p[0], k[1] - 1 - p[1]))
+        return F.conv_transpose2d(t, m.weight, None, m.stride, m.padding, self._output_padding(), 1, m.dilation)
 
     def _output_padding(self):
         m = self.module
