@@ -55,7 +55,7 @@ def legend_handles(methods):
     return handles
 
 
-def add_figure_legend(fig, methods):
+def add_figure_legend(fig, methods, loc="outside upper center"):
     handles = legend_handles(methods)
     if handles:
-        fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
+        fig.legend(handles=handles, loc=loc, ncols=len(handles), frameon=False)

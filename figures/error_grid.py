@@ -39,7 +39,7 @@ def column_title(dataset, norm, several_norms: bool) -> str:
     return f"{dataset_label(dataset)} ({norm_label(norm)})" if several_norms else dataset_label(dataset)
 
 
-def draw_grid(fig, records, metrics=METRICS) -> list[str]:
+def draw_grid(fig, records, metrics=METRICS, legend_loc="outside upper center") -> list[str]:
     """Fill `fig` with the grid; without records, with the command that produces them."""
     if not records:
         ax = fig.add_subplot()
@@ -67,7 +67,7 @@ def draw_grid(fig, records, metrics=METRICS) -> list[str]:
                 format_eps_axis(ax, eps_values, f"ε ({norm_label(norm)})")
             else:
                 ax.tick_params(labelbottom=False)
-    add_figure_legend(fig, methods_drawn)
+    add_figure_legend(fig, methods_drawn, legend_loc)
     return summarize(data, cols, metrics) + pooled_settings(records, ("dataset", "norm", "method", "eps"))
 
 

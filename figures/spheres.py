@@ -81,7 +81,7 @@ def draw_sketch(ax, radii=(1.0, 2.0), n_points=18, seed=0):
     ax.set_aspect("equal")
     ax.set_axis_off()
     ax.set_title("Concentric spheres: the signal is radial")
-    ax.text(0.5, -0.02, "arrows: signal direction; dotted: decision boundary; grey: an ℓ2 ball",
+    ax.text(0.5, -0.02, "arrows: signal direction\ndotted: decision boundary; grey: an ℓ2 ball",
             transform=ax.transAxes, ha="center", va="top", fontsize="small")
 
 

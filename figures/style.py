@@ -8,6 +8,7 @@ apart in grey-scale print. The poster's assignments are kept: AT blue circles, C
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,10 @@ import matplotlib
 # Figures are written to files, never shown; Agg needs no display on a headless machine.
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+# Embedding DejaVu in a PDF makes fontTools warn about the font files' header timestamps on
+# every save; the warning is about the font files, not our output.
+logging.getLogger("fontTools").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ finite-sample estimates.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.colors import SymLogNorm
+from matplotlib.patches import Patch
 
 from figures.records import config_value, metric_value
 from figures.spec import FigureSpec
@@ -38,7 +40,9 @@ class TheoremSetting:
     ratio_range: tuple = (0.5, 50.0)
 
 
+@functools.lru_cache(maxsize=4)
 def risk_gap_map(setting: TheoremSetting):
+    """The map's grid; cached because the stand-alone figure and the poster draw the same one."""
     from theory.population import risk_gap_grid
     eps_ratios = np.linspace(*setting.eps_range, setting.grid)
     ratios = np.geomspace(*setting.ratio_range, setting.grid)
@@ -46,8 +50,11 @@ def risk_gap_map(setting: TheoremSetting):
                          b=setting.b, theta1=setting.theta1, eta=setting.eta)
 
 
-def draw_map(ax, grid, colorbar_fig=None):
-    """The gap R_COAP − R_AT after one step over (ε/γ, r); red: COAP worse."""
+def draw_map(ax, grid, colorbar_fig=None, legend=True):
+    """The gap R_COAP − R_AT after one step over (ε/γ, r); red: COAP worse.
+
+    Returns the legend handles, for a caller that places the legend elsewhere (`legend=False`).
+    """
     gap = np.asarray(grid.gap)
     finite = np.abs(gap[np.isfinite(gap) & (gap != 0)])
     # The gap spans many orders of magnitude; a symmetric log scale keeps its sign readable
@@ -58,28 +65,37 @@ def draw_map(ax, grid, colorbar_fig=None):
                          norm=SymLogNorm(linthresh=linthresh, vmin=-vmax, vmax=vmax))
     if np.any(gap > 0) and np.any(gap < 0):
         ax.contour(grid.eps_ratio, grid.ratio, gap.T, levels=[0], colors="black", linewidths=2)
+    handles = []
     if np.any(grid.in_region):
         ax.contourf(grid.eps_ratio, grid.ratio, np.asarray(grid.in_region, dtype=float).T, levels=[0.5, 1.5],
                     colors="none", hatches=["//"])
+        handles.append(Patch(facecolor="none", edgecolor="black", hatch="//", label="theorem's region"))
     # Below the lemma's ε the formula can still be finite (its quadratic turns positive again
     # near ε = 0) but it is no longer a condition of anything; it is not drawn there.
     lemma = grid.eps_ratio > LEMMA_RATIO
-    ax.plot(grid.eps_ratio[lemma], np.asarray(grid.threshold)[lemma], color="black", linewidth=2.5,
-            label="sufficient r*(ε), (γ+ε)³")
-    ax.plot(grid.eps_ratio[lemma], np.asarray(grid.threshold_printed)[lemma], color="black", linewidth=2,
-            linestyle="--", label="as printed, (γ+ε)⁴")
-    for x, style in ((THEOREM_RANGE[0], "-"), (LEMMA_RATIO, ":")):
-        ax.axvline(x, color="0.2", linestyle=style, linewidth=1.5)
+    handles += ax.plot(grid.eps_ratio[lemma], np.asarray(grid.threshold)[lemma], color="black", linewidth=2.5,
+                       label="sufficient r*(ε)")
+    handles += ax.plot(grid.eps_ratio[lemma], np.asarray(grid.threshold_printed)[lemma], color="black",
+                       linestyle="--", label="r*(ε) as printed")
+    handles.append(ax.axvline(THEOREM_RANGE[0], color="0.2", linewidth=1.5, label="ε = 2γ/3"))
+    handles.append(ax.axvline(LEMMA_RATIO, color="0.2", linestyle=":", linewidth=1.5, label="lemma's smallest ε"))
     ax.set_yscale("log")
     ax.set_ylim(grid.ratio.min(), grid.ratio.max())
     ax.set_xlabel("ε / γ")
     ax.set_ylabel("r = ‖θ₂:d‖ / θ₁")
-    ax.set_title("R_ε(θ_COAP) − R_ε(θ_AT) after one step\n(hatched: theorem's region; solid line ε = 2γ/3)")
-    ax.legend(loc="lower left", frameon=True, fontsize="small")
+    ax.set_title("Risk gap after one step")
+    if legend:
+        # Below the map: inside it the legend would hide the region it explains.
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, frameon=False,
+                  fontsize="small")
     if colorbar_fig is not None:
-        colorbar_fig.colorbar(mesh, ax=ax, label="risk gap (red: COAP worse)")
+        bar = colorbar_fig.colorbar(mesh, ax=ax, label="R_COAP − R_AT (red: COAP worse)")
+        bar.set_ticks([-vmax, -linthresh, 0, linthresh, vmax])
+        bar.ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:.0e}" if v else "0")
+    return handles
 
 
+@functools.lru_cache(maxsize=4)
 def gradient_curves(setting: TheoremSetting, n=40):
     from theory.population import expected_gradients
     eps_ratios = np.linspace(*setting.eps_range, n)
@@ -113,8 +129,9 @@ def draw_gradients(ax, setting: TheoremSetting, records=()):
     ax.axvspan(*THEOREM_RANGE, color="0.85", zorder=0, label="2γ/3 < ε < γ")
     ax.set_xlabel("ε / γ")
     ax.set_ylabel("expected ∂L/∂θ₁ at init")
-    ax.set_title(f"Expected gradients (r = {setting.ratio:g}, θ₁ = {setting.theta1:g})")
-    ax.legend(frameon=False, fontsize="small")
+    ax.set_title("Expected gradients at init")
+    ax.legend(frameon=False, fontsize="small", loc="upper left", title=f"r = {setting.ratio:g}, θ₁ = {setting.theta1:g}",
+              title_fontsize="small")
     return eps_ratios, g_at, g_coap
 
 

@@ -1,0 +1,236 @@
+"""`python -m figures.poster`: every figure from the result records, and the A0 poster.
+
+The poster follows the original's three columns (PAPER.md §5): left, the robust objective,
+lower vs upper bound (with the relaxation picture) and the fairness formula; centre, the
+grid of error curves; right, the spheres intuition and the theorem. Each data panel is
+drawn by the same function as its stand-alone figure.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from figures import error_grid, linear, relaxation, spheres, theorem
+from figures.commands import LINEAR_COMMAND, POSTER_COMMAND
+from figures.records import Results, load_results, parse_where
+from figures.spec import render
+from figures.style import message_panel, new_figure, save_figure, style_context
+from figures.text_panels import BOUNDS, FAIRNESS, HEADER_COLOR, OBJECTIVE, THEOREM, draw_blocks
+from realdata.errors import UserError, run_main
+
+A0_LANDSCAPE_IN = (1189 / 25.4, 841 / 25.4)
+# Every size of the stand-alone style times this: body text ≈ 24 pt, readable from ~2 m.
+POSTER_SCALE = 2.2
+COLUMN_RATIOS = (0.95, 1.6, 1.25)
+TITLE = "Certified defences hurt generalisation"
+AUTHORS = "Piersilvio De Bartolomeis, Jacob Clarysse, Fanny Yang, Amartya Sanyal — ETH Zürich"
+FIGURE_NAMES = ("error_grid", "spheres", "linear", "theorem", "relaxation")
+
+
+def figure_specs(setting: theorem.TheoremSetting) -> dict:
+    return {"error_grid": error_grid.SPEC, "spheres": spheres.SPEC, "linear": linear.SPEC,
+            "theorem": theorem.spec(setting), "relaxation": relaxation.SPEC}
+
+
+def column_chars(column: int, fontsize: float) -> int:
+    """How many characters of body text fit across a poster column (≈0.55 em per character)."""
+    width_in = A0_LANDSCAPE_IN[0] * COLUMN_RATIOS[column] / sum(COLUMN_RATIOS)
+    return int(0.95 * width_in * 72 / (0.55 * fontsize))
+
+
+def section(fig, title: str, fontsize: float):
+    fig.suptitle(title, x=0.01, ha="left", fontsize=fontsize, fontweight="bold", color=HEADER_COLOR)
+
+
+def draw_left(fig, fontsize, key_lines):
+    objective, bounds, fairness, numbers = fig.subfigures(4, 1, height_ratios=[0.15, 0.43, 0.17, 0.25])
+    chars = column_chars(0, fontsize)
+    draw_blocks(objective.add_subplot(), OBJECTIVE, fontsize, "Robust classification", chars)
+    # Separate subfigures, so the picture's tick labels do not indent the text above it.
+    text_fig, picture_fig = bounds.subfigures(2, 1, height_ratios=[0.56, 0.44])
+    draw_blocks(text_fig.add_subplot(), BOUNDS, fontsize, "Lower vs upper bound", chars)
+    relaxation.draw_relaxation(picture_fig.add_subplot())
+    draw_blocks(fairness.add_subplot(), FAIRNESS, fontsize, "Fairness", chars)
+    ax = numbers.add_subplot()
+    ax.set_axis_off()
+    ax.annotate("What these records show", (0, 1), xycoords="axes fraction", va="top", fontsize=fontsize * 1.35,
+                fontweight="bold", color=HEADER_COLOR)
+    small = fontsize * 0.72
+    wrapped = "\n".join(textwrap.fill("• " + line, column_chars(0, small), subsequent_indent="   ")
+                        for line in key_lines)
+    ax.annotate(wrapped, (0, 1), xycoords="axes fraction", xytext=(0, -fontsize * 2.4), textcoords="offset points",
+                va="top", fontsize=small, linespacing=1.3)
+
+
+def draw_centre(fig, results, fontsize):
+    section(fig, "Certified training falls behind AT as ε grows", fontsize * 1.35)
+    return error_grid.draw_grid(fig, results.of(error_grid.KIND), legend_loc="outside lower center")
+
+
+def draw_spheres_panel(fig, results, fontsize):
+    section(fig, "Why: large ε, perturbations aligned with the signal", fontsize * 1.35)
+    records, notes = spheres.main_setting(results.of(spheres.KIND))
+    axes = fig.subplots(2, 2)
+    spheres.draw_sketch(axes[0, 0])
+    if not records:
+        for ax in (axes[0, 1], axes[1, 0], axes[1, 1]):
+            spheres.missing(ax, "")
+        return ["spheres: no records"]
+    spheres.draw_vs_eps(axes[0, 1], records, "robust_error", "Robust error")
+    eps = spheres.large_eps(records)
+    if eps is None:
+        for ax in (axes[1, 0], axes[1, 1]):
+            message_panel(ax, "per-epoch history", ["The spheres records carry no per-epoch history."])
+    else:
+        spheres.draw_per_epoch(axes[1, 0], records, "alignment", "Cosine alignment", eps)
+        spheres.draw_per_epoch(axes[1, 1], records, "robust_error", "Robust error", eps)
+    for ax in axes.flat[1:]:
+        ax.legend(frameon=False, fontsize="small", loc="best")
+    return spheres.summarize(records, eps) + notes
+
+
+def draw_theorem_panel(fig, results, fontsize, setting):
+    """The statement beside the map of where it holds; the gradient curves stay in the
+    stand-alone figure, as a column's third plot would leave each unreadably small."""
+    section(fig, "Theorem (one neuron, one step)", fontsize * 1.35)
+    text_fig, plot_fig = fig.subfigures(1, 2, width_ratios=[0.5, 0.5])
+    size = fontsize * 0.85
+    draw_blocks(text_fig.add_subplot(), THEOREM, size, width_chars=int(column_chars(2, size) * 0.49))
+    ax = plot_fig.add_subplot()
+    grid = theorem.risk_gap_map(setting)
+    handles = theorem.draw_map(ax, grid, colorbar_fig=plot_fig, legend=False)
+    # Under the statement: below the map the legend would squeeze it, inside it would hide it.
+    text_fig.legend(handles=handles, loc="lower left", ncols=2, frameon=False, fontsize="small")
+    return theorem.summarize(grid, theorem.gradient_curves(setting))
+
+
+def draw_linear_panel(fig, results, fontsize):
+    section(fig, "The theorem's data, two-layer net: robust error", fontsize * 1.35)
+    records = results.of(linear.KIND)
+    sizes = linear.sizes(records)
+    if not sizes:
+        message_panel(fig.add_subplot(), "", ["No linear records yet."], LINEAR_COMMAND)
+        return []
+    axes = fig.subplots(1, len(sizes), squeeze=False)[0]
+    for ax, n in zip(axes, sizes):
+        linear.draw_panel(ax, records, n, "robust_error", "Robust error")
+        ax.legend(frameon=False, fontsize="small", loc="best")
+    return []
+
+
+def key_numbers(results: Results, setting) -> list[str]:
+    """The summary lines that carry the poster's claim: robust error and fairness against AT
+    at the largest ε, the spheres and linear gaps, the theorem map's counts."""
+    train = results.of(error_grid.KIND)
+    lines = [ln for ln in error_grid.summarize(error_grid.grid_series(train), error_grid.columns(train))
+             if "robust error" in ln or ", accuracy discrepancy" in ln]
+    sph, _ = spheres.main_setting(results.of(spheres.KIND))
+    lines += [ln for ln in spheres.summarize(sph, spheres.large_eps(sph)) if "robust error at" in ln]
+    lin = results.of(linear.KIND)
+    lines += [ln for ln in linear.summarize(lin) if "robust error" in ln]
+    grid = theorem.risk_gap_map(setting)
+    lines += theorem.summarize(grid, theorem.gradient_curves(setting))[:1]
+    if not (train or sph or lin):
+        lines.append("No experiment records yet: run " + POSTER_COMMAND)
+    return lines
+
+
+def compose_poster(results: Results, out_dir, setting, dpi: int = 100) -> list[Path]:
+    """Draw the A0 landscape poster into `<out_dir>/poster.png` and `.pdf`."""
+    with style_context(POSTER_SCALE):
+        fontsize = 11 * POSTER_SCALE
+        fig = new_figure(*A0_LANDSCAPE_IN)
+        # A margin around every panel (inches), so nothing touches the page edge.
+        fig.get_layout_engine().set(w_pad=0.3, h_pad=0.2)
+        top, body = fig.subfigures(2, 1, height_ratios=[0.075, 0.925])
+        top.set_facecolor(HEADER_COLOR)
+        top.text(0.5, 0.62, TITLE, ha="center", va="center", color="white", fontsize=fontsize * 2.6,
+                 fontweight="bold")
+        top.text(0.5, 0.2, AUTHORS, ha="center", va="center", color="white", fontsize=fontsize * 1.1)
+        top.text(0.995, 0.06, f"drawn from {results.count} records in {results.directory} by {POSTER_COMMAND}",
+                 ha="right", va="bottom", color="white", fontsize=fontsize * 0.5)
+        left, centre, right = body.subfigures(1, 3, width_ratios=COLUMN_RATIOS, wspace=0.015)
+        draw_left(left, fontsize, key_numbers(results, setting))
+        draw_centre(centre, results, fontsize)
+        sph, thm, lin = right.subfigures(3, 1, height_ratios=[0.42, 0.38, 0.2])
+        draw_spheres_panel(sph, results, fontsize)
+        draw_theorem_panel(thm, results, fontsize, setting)
+        draw_linear_panel(lin, results, fontsize)
+        return save_figure(fig, out_dir, "poster", dpi=dpi)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m figures.poster",
+        description="Draw every poster figure from the result records (PNG and PDF each) and compose the "
+                    "A0 landscape poster. Figures only read records; a panel without records shows the "
+                    "command that produces them.",
+        epilog="Example: python -m figures.poster --run-missing quick   (a newcomer's one command to a full poster)")
+    parser.add_argument("--results", default="results", help="directory of result records (default: results/)")
+    parser.add_argument("--out", default="figures-out", help="directory for the figures and the poster "
+                        "(default: figures-out/)")
+    parser.add_argument("--run-missing", choices=["quick"], default=None,
+                        help="first run the experiments whose records are missing, at CPU scale ('quick': "
+                             "small data, few epochs, one seed), writing into --results; then draw")
+    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                        help="only use records whose config has KEY=VALUE (repeatable), e.g. --where recipe=quick")
+    parser.add_argument("--figures", default=",".join(FIGURE_NAMES),
+                        help=f"comma-separated figures to draw (default: all of {','.join(FIGURE_NAMES)})")
+    parser.add_argument("--no-poster", action="store_true", help="draw the figures only, not the poster")
+    parser.add_argument("--dpi", type=int, default=150, help="PNG resolution of each figure (default: 150)")
+    parser.add_argument("--poster-dpi", type=int, default=100,
+                        help="PNG resolution of the A0 poster (default: 100, i.e. 4681×3311 pixels)")
+    parser.add_argument("--theory-grid", type=int, default=theorem.TheoremSetting.grid,
+                        help="cells per axis of the theorem's (ε/γ, r) map; cost grows with its square "
+                             f"(default: {theorem.TheoremSetting.grid})")
+    parser.add_argument("--quiet", action="store_true", help="print only warnings and the output paths")
+    return parser
+
+
+def check_args(args) -> list[str]:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; pass a directory for the figures.")
+    if args.dpi <= 0 or args.poster_dpi <= 0:
+        raise UserError("--dpi and --poster-dpi must be positive integers, e.g. --dpi 150.")
+    if args.theory_grid < 2:
+        raise UserError(f"--theory-grid must be at least 2, got {args.theory_grid}.")
+    names = [n.strip() for n in args.figures.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FIGURE_NAMES]
+    if unknown or not names:
+        raise UserError(f"unknown figure {', '.join(unknown) or repr(args.figures)}; choose from {', '.join(FIGURE_NAMES)}.")
+    return names
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    names = check_args(args)
+    where = parse_where(args.where)
+    log = (lambda *a, **k: None) if args.quiet else print
+    start = time.perf_counter()
+    if args.run_missing:
+        from figures.run_missing import run_missing
+        for line in run_missing(args.results, scale=args.run_missing, progress=not args.quiet, log=log):
+            log(line)
+    results = load_results(args.results, where)
+    for problem in results.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    setting = theorem.TheoremSetting(grid=args.theory_grid)
+    specs = figure_specs(setting)
+    for name in names:
+        rendered = render(specs[name], results, args.out, dpi=args.dpi)
+        print(f"{name}: " + ", ".join(str(p) for p in rendered.paths))
+        for line in rendered.summary:
+            log(f"  {line}")
+    if not args.no_poster:
+        paths = compose_poster(results, args.out, setting, dpi=args.poster_dpi)
+        print("poster: " + ", ".join(str(p) for p in paths))
+    log(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
