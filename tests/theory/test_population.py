@@ -1,0 +1,114 @@
+"""Population quantities: the worked example, quadrature accuracy, Monte Carlo and simulation checks."""
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+
+from theory import derivation as dv
+from theory import population as pop
+
+WORKED = dict(eps=0.8, ratio=5.0, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0, eta=1.0)
+
+
+def test_worked_example_of_paper_md():
+    step = pop.one_step(**WORKED)
+    assert step.grad_at == pytest.approx(-0.0485431, abs=5e-8)
+    assert step.grad_coap == pytest.approx(-0.0265157, abs=5e-8)
+    assert step.risk_init == pytest.approx(0.484126, abs=5e-7)
+    assert step.risk_at == pytest.approx(0.483356, abs=5e-7)
+    assert step.risk_coap == pytest.approx(0.483705, abs=5e-7)
+    assert step.risk_at < step.risk_coap and step.in_theorem_region
+    assert step.risk_gap == pytest.approx(step.risk_coap - step.risk_at, rel=1e-9)
+
+
+def _mpmath_expectations(theta1, s, eps, gamma, a, b):
+    """E[g_AT], E[g_COAP] with 30-digit mpmath quadrature of the same derived integrands."""
+    d = dv.derive()
+    args = (dv.X1, dv.Z, dv.THETA1, dv.EPS, dv.A, dv.B)
+    out = {"at": mpmath.mpf(0), "coap": mpmath.mpf(0)}
+    with mpmath.workdps(30):
+        for (obj, y, cell), margin in d.margins.items():
+            j = sp.lambdify(args, dv.to_theta(margin), "mpmath")
+            dj = sp.lambdify(args, d.margin_grads[(obj, y, cell)], "mpmath")
+            x1, rad = gamma * y, eps * abs(theta1)
+            limits = {"dead": (-mpmath.inf, -rad - theta1 * x1), "unstable": (-rad - theta1 * x1, rad - theta1 * x1),
+                      "active": (rad - theta1 * x1, mpmath.inf)}[cell]
+
+            def integrand(z):
+                return -dj(x1, z, theta1, eps, a, b) / (1 + mpmath.exp(j(x1, z, theta1, eps, a, b))) \
+                    * mpmath.npdf(z, 0, s)
+            out[obj] += mpmath.quad(integrand, [limits[0], limits[1]]) / 2
+    return float(out["at"]), float(out["coap"]), float(out["coap"] - out["at"])
+
+
+@pytest.mark.parametrize("point", [(1.0, 5.0, 0.8, 1.0, 1.0, -0.5), (-0.7, 0.9, 0.3, 2.0, 2.5, -1.2)])
+def test_quadrature_relative_error_below_1e9(point):
+    exact = _mpmath_expectations(*point)
+    grads = pop.expected_gradients(*point)
+    for got, want in zip((grads.at, grads.coap, grads.gap), exact):
+        assert abs(got - want) <= 1e-9 * abs(want)
+
+
+@pytest.mark.parametrize("theta1,s,eps", [(1.0, 5.0, 0.8), (1.0, 1.5, 0.4)])
+def test_quadrature_matches_monte_carlo(theta1, s, eps):
+    rng = np.random.default_rng(11)
+    n, gamma, a, b = 400_000, 1.0, 1.0, -0.5
+    y = rng.choice([-1.0, 1.0], n)
+    z = rng.normal(0.0, s, n)
+    g_at, g_coap = dv.loss_gradients(gamma * y, z, y, theta1, eps, a, b)
+    grads = pop.expected_gradients(theta1, s, eps, gamma, a, b)
+    for sample, value in ((g_at, grads.at), (g_coap, grads.coap), (g_coap - g_at, grads.gap)):
+        se = sample.std(ddof=1) / np.sqrt(n)
+        assert abs(sample.mean() - value) < 4 * se, (sample.mean(), value, se)
+
+
+def test_robust_risk_matches_simulation_in_d200():
+    rng = np.random.default_rng(12)
+    d, n, gamma, sigma, eps, a, b = 200, 200_000, 1.0, 1.0, 0.6, 1.0, -0.5
+    theta = rng.normal(size=d)
+    theta[0] = abs(theta[0])
+    errors = 0
+    for start in range(0, n, 25_000):
+        m = min(25_000, n - start)
+        y = rng.choice([-1.0, 1.0], m)
+        x = np.concatenate([gamma * y[:, None], sigma * rng.normal(size=(m, d - 1))], axis=1)
+        # Exact attack along e₁: the worst case is an endpoint β = ±ε (checked in theory.checks).
+        worst = np.min([y * (a * np.maximum((x + beta * np.eye(d)[0]) @ theta, 0) + b) for beta in (-eps, eps)], axis=0)
+        errors += int(np.sum(worst <= 0))
+    rate = errors / n
+    predicted = pop.robust_risk(theta[0], sigma * np.linalg.norm(theta[1:]), eps, gamma, a, b)
+    assert abs(rate - predicted) < 4 * np.sqrt(predicted * (1 - predicted) / n)
+
+
+def test_robust_risk_decreases_in_theta1_below_gamma_only():
+    theta1 = np.linspace(0.05, 5, 200)
+    for eps in (0.0, 0.3, 0.9):
+        assert np.all(np.diff(pop.robust_risk(theta1, 2.0, eps, 1.0, 1.0, -0.5)) < 0)
+    assert np.all(np.diff(pop.robust_risk(theta1, 2.0, 1.2, 1.0, 1.0, -0.5)) > 0)
+
+
+def test_risk_difference_has_no_cancellation():
+    with mpmath.workdps(40):
+        def risk(t):
+            m = t * (1 - mpmath.mpf("0.8"))
+            return (mpmath.ncdf((mpmath.mpf("0.5") - m) / 5) + mpmath.ncdf((mpmath.mpf("-0.5") - m) / 5)) / 2
+        want = float(risk(mpmath.mpf(1) + mpmath.mpf("1e-10")) - risk(mpmath.mpf(1)))
+    got = pop.risk_difference(1.0 + 1e-10, 1.0, 5.0, 0.8, 1.0, 1.0, -0.5)
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_one_step_broadcasts_and_grid_counts():
+    step = pop.one_step([0.5, 0.8], [[2.0], [5.0], [50.0]])
+    assert np.shape(step.risk_gap) == (3, 2)
+    grid = pop.risk_gap_grid([0.3, 0.8], [0.1, 5.0, 100.0])
+    counts = grid.counts()
+    assert counts["cases"] == 6 and counts["in_region"] == 2 and counts["violations_in_region"] == 0
+    assert grid.gap[0, 0] < 0 < grid.gap[0, 2]     # at r = 0.1 COAP is better; the theorem needs r large
+
+
+def test_threshold_ratio_exponents_and_region():
+    assert np.isnan(pop.threshold_ratio(0.6))
+    t3, t4 = pop.threshold_ratio(0.8), pop.threshold_ratio(0.8, exponent=4)
+    assert np.isfinite(t3) and t4 > t3           # γ + ε > 1 here, so the printed ⁴ asks for more
+    assert pop.in_theorem_region(0.8, t3 * 1.01) and not pop.in_theorem_region(0.8, t3 * 0.99)
+    assert not pop.in_theorem_region(0.6, 1e6) and not pop.in_theorem_region(1.0, 1e6)

@@ -1,0 +1,70 @@
+"""Each named check of theory.checks, plus the numeric derivation functions they rest on."""
+import numpy as np
+import pytest
+import sympy as sp
+
+from theory import checks, derivation as dv, lp
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {c.name: c for c in checks.run_checks()}
+
+
+@pytest.mark.parametrize("name", list(checks.CHECKS))
+def test_named_check_passes(results, name):
+    assert results[name].passed, results[name].detail
+
+
+def test_findings_record_the_verdicts(results):
+    found = checks.findings()
+    assert found["threshold_exponent"] == 3
+    assert found["printed_f_equals_derivation"] is False
+    gamma, eps, sigma, r, u = found["threshold_counterexample_exponent_4"]
+    # The counterexample really satisfies the printed (γ+ε)⁴ condition and not the corrected one.
+    assert r ** 2 > max((7 * eps - gamma) * (gamma + eps) ** 4 / (4 * sigma ** 2 * (gamma ** 2 - 10 * gamma * eps + 13 * eps ** 2)),
+                        (gamma + eps) ** 3 / (12 * sigma ** 2 * eps))
+    assert u >= 0
+    assert found["lp_on_mismatch"]["lp_minus_coap_min"] > 0
+
+
+def test_a_failing_check_is_reported_not_raised(monkeypatch):
+    monkeypatch.setitem(checks.CHECKS, "boom", lambda: 1 / 0)
+    (result,) = checks.run_checks(["boom"])
+    assert not result.passed and "ZeroDivisionError" in result.detail
+
+
+def test_zero_test_rejects_a_non_identity():
+    assert not checks._is_zero(sp.sin(dv.P) - dv.P)
+    assert checks._differs(dv.A * dv.P - dv.P)
+
+
+def test_mismatch_margin_numbers():
+    # y = +1, θ₁ = 1, x₁ = 1, ε = 0.8, z = −1.5: ℓ = −1.3, u = 0.3 — unstable.
+    j_at, j_coap = dv.worst_case_margins(1.0, -1.5, 1, 1.0, 0.8, 1.0, -0.5)
+    assert j_at == pytest.approx(-0.5)
+    assert j_coap == pytest.approx(-0.5 + 0.3 * -1.3 / 1.6)
+
+
+def test_margins_broadcast_and_agree_with_the_dual_at_coaps_slope():
+    x1, z, y, theta1, eps, a, b = lp.random_instances(200, seed=9)
+    _, coap = dv.worst_case_margins(x1, z, y, theta1, eps, a, b)
+    lower, upper = theta1 * x1 + z - eps * np.abs(theta1), theta1 * x1 + z + eps * np.abs(theta1)
+    slope = np.where((lower < 0) & (upper > 0), upper / (upper - lower), 0.5)
+    np.testing.assert_allclose(dv.dual_margins_numeric(x1, z, y, theta1, eps, a, b, slope), coap, rtol=1e-12, atol=1e-12)
+    j_at, _ = dv.worst_case_margins(1.0, np.zeros((3, 4)), 1, 1.0, 0.5, 1.0, -0.5)
+    assert j_at.shape == (3, 4)
+
+
+def test_loss_gradients_match_finite_differences():
+    x1, z, y, theta1, eps, a, b = lp.random_instances(100, seed=5)
+    h = 1e-6
+    loss = lambda t: [np.log1p(np.exp(-j)) for j in dv.worst_case_margins(x1, z, y, t, eps, a, b)]  # noqa: E731
+    plus, minus = loss(theta1 + h), loss(theta1 - h)
+    for k, grad in enumerate(dv.loss_gradients(x1, z, y, theta1, eps, a, b)):
+        np.testing.assert_allclose(grad, (plus[k] - minus[k]) / (2 * h), atol=1e-5)
+
+
+def test_bad_labels_are_rejected():
+    with pytest.raises(ValueError, match="labels"):
+        dv.worst_case_margins(1.0, 0.0, 0, 1.0, 0.5, 1.0, -0.5)
