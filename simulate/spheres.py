@@ -1,0 +1,316 @@
+"""Concentric spheres: ST, AT and COAP on two shells, with the papers' learning-rate rule.
+
+    python -m simulate.spheres --eps 0.5                     # 2022 setting, ST/AT/COAP, a table
+    python -m simulate.spheres --preset 2023 --eps 1,2,3,4   # 2023 setting
+    python -m simulate.spheres --eps 1.0 --per-epoch         # alignment and robust error per epoch
+    python -m simulate.spheres --preset 2023 --k 5 --eps 4   # signal-aligned threat, 5 random directions
+
+Data come from `realdata.data` ("spheres"), the one-hidden-layer ReLU net from
+`realdata.models`, training from `realdata.train.fit` (the TrainConfig of
+`realdata.recipes`' spheres recipe with this run's values), evaluation from
+`realdata.evaluate` (Auto-PGD CE+DLR, or the exact line search for the `--k`
+threat; certified error and unstable ReLUs from the COAP bound; alignment of the
+attack's perturbations with the radial signal).  Each (method, ε, seed) trains at
+every learning rate of the grid; `simulate.lr_rule` keeps one.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from realdata.cli import Parser
+from realdata.data import load_dataset
+from realdata.errors import UserError, parse_eps, parse_list, run_main
+from realdata.evaluate import evaluate
+from realdata.recipes import make_config
+from realdata.train import build_threat
+from simulate.lr_rule import LR_GRID
+from simulate.runner import add_common_arguments, format_table, parse_seeds, print_json, run_configs
+from simulate.training import lr_search
+
+KIND = "spheres"
+METHODS = ("st", "at", "coap")
+NORMS = ("l2", "linf")
+
+
+@dataclass(frozen=True)
+class SpheresConfig:
+    """One spheres run (one method, budget and seed); its record's config."""
+
+    preset: str = "2022"
+    method: str = "at"
+    norm: str = "l2"             # "l2" | "linf" | "directions" (with k)
+    eps: float = 0.5
+    k: int | None = None         # number of random signal-aligned directions (norm "directions")
+    r0: float = 1.0              # INFERRED (2022: "γ_min = 1"; 2023: not given)
+    margin: float = 11.0         # r1 − r0; INFERRED for 2022 from "γ_max = 12"
+    d: int = 100
+    n: int = 50
+    n_test: int = 10_000         # the paper used 100 000 (--n-test 100000)
+    width: int = 100
+    epochs: int = 150
+    batch_size: int = 50         # INFERRED: not stated; full batch at n = 50
+    momentum: float = 0.95
+    lrs: tuple = LR_GRID
+    at_steps: int = 10           # Auto-PGD iterations of AT's inner maximisation
+    eval_steps: int = 100
+    eval_restarts: int = 5
+    select_restarts: int = 1     # Auto-PGD-CE restarts when ranking the learning rates (see _evaluators)
+    per_epoch: bool = False
+    per_epoch_test: int = 1000   # test points for the per-epoch robust error
+    seed: int = 0
+
+    def __post_init__(self):
+        parse_eps(self.eps)
+        if self.method not in METHODS:
+            raise UserError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}.")
+        if self.norm not in NORMS + ("directions",):
+            raise UserError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)} (or --k K).")
+        if (self.norm == "directions") != (self.k is not None):
+            raise UserError("the signal-aligned threat needs both norm 'directions' and k; pass --k K.")
+        if self.k is not None and not 1 <= self.k <= self.d:
+            raise UserError(f"--k must be between 1 and the input dimension d={self.d}, got k={self.k}.")
+        if not self.lrs or any(not lr > 0 for lr in self.lrs):
+            raise UserError(f"learning rates must be positive, got {self.lrs!r}.")
+
+    @property
+    def name(self) -> str:
+        threat = f"k{self.k}" if self.k is not None else self.norm
+        return f"spheres-{self.preset}-{self.method}-{threat}-eps{self.eps:g}"
+
+    @property
+    def eval_attack(self) -> str:
+        # a union of 1-D segments is searched exactly; norm balls by Auto-PGD with CE then DLR
+        return "line-search" if self.k is not None else "apgd"
+
+
+#: The papers' settings (PAPER.md §3) and a CPU-quick one for figures' --run-missing.
+PRESETS = {
+    "2022": SpheresConfig(),
+    # 2023: d = 10, n = 500, margin 20 with R₀ = 1 (INFERRED), ε ∈ {1, 2, 3, 4}; optimisation as 2022 (INFERRED)
+    "2023": SpheresConfig(preset="2023", eps=4.0, d=10, n=500, margin=20.0),
+    # quick: the 2022 data and net, a shorter run and a lighter evaluation (toolkit choice, not the paper's)
+    "quick": SpheresConfig(preset="quick", epochs=60, n_test=2000, eval_steps=20, eval_restarts=1),
+}
+
+QUICK_EPS = (0.1, 0.5, 1.0)
+
+
+def quick_configs(per_epoch: bool = True, seeds=(0,)) -> list[SpheresConfig]:
+    """What `figures` runs when spheres records are missing: ST/AT/COAP at three budgets."""
+    base = replace(PRESETS["quick"], per_epoch=per_epoch)
+    return [replace(base, method=m, eps=e, seed=s) for s in seeds for e in QUICK_EPS for m in METHODS]
+
+
+def train_config(config: SpheresConfig):
+    """The realdata TrainConfig of one learning rate's run (the lr is set by the search)."""
+    return make_config(
+        "spheres", config.method, "paper", norm=config.norm, eps=config.eps, k=config.k, seed=config.seed,
+        width=config.width, depth=1, epochs=config.epochs, batch_size=config.batch_size, momentum=config.momentum,
+        attack_steps=config.at_steps, data_params=data_params(config))
+
+
+def data_params(config: SpheresConfig) -> dict:
+    return {"preset": "2023" if config.preset == "2023" else "2022", "d": config.d, "r0": config.r0,
+            "r1": config.r0 + config.margin, "n": config.n, "n_test": config.n_test}
+
+
+def _evaluators(config: SpheresConfig, dataset, threat, progress: bool):
+    """(final evaluation, ranking evaluation or None) of a trained model on the test set."""
+    x, y = dataset.x_test, dataset.y_test
+
+    def final(model):
+        options = {} if config.eval_attack == "line-search" else {"steps": config.eval_steps,
+                                                                  "restarts": config.eval_restarts}
+        # one batch for the whole test set: with a net this small, large products cost least per point
+        return evaluate(model, x, y, threat, attack=config.eval_attack, bound="coap", num_classes=dataset.num_classes,
+                        signal=dataset.signal, box=None, batch_size=len(y), progress=progress, **options)
+
+    def rank(model):
+        # Ranking the learning rates by Auto-PGD-CE with one restart instead of CE+DLR with five
+        # restarts each: on two classes DLR's ascent direction equals CE's (both follow the
+        # margin), and the extra restarts cost 10x for a ranking they rarely change.
+        return evaluate(model, x, y, threat, attack="apgd-ce", bound=None, num_classes=dataset.num_classes,
+                        box=None, batch_size=len(y), progress=progress, steps=config.eval_steps,
+                        restarts=config.select_restarts)
+
+    return final, (None if config.eval_attack == "line-search" else rank)
+
+
+def _per_epoch(config: SpheresConfig, dataset, threat):
+    """Callback: alignment of the training points' attack perturbations with the radial signal
+    (2022 Fig 5) and the robust error on the first `per_epoch_test` test points."""
+    if config.k is not None:
+        attack, options = "line-search", {}
+    else:
+        attack, options = "apgd-ce", {"steps": config.at_steps, "restarts": 1}
+    x_probe, y_probe = dataset.x_test[:config.per_epoch_test], dataset.y_test[:config.per_epoch_test]
+
+    def callback(epoch, model, entry):
+        train = evaluate(model, dataset.x_train, dataset.y_train, threat, attack=attack, bound=None,
+                         signal=dataset.signal, batch_size=len(dataset.y_train), progress=False, **options)
+        test = evaluate(model, x_probe, y_probe, threat, attack=attack, bound=None, batch_size=len(y_probe),
+                        progress=False, **options)
+        return {"alignment": train["alignment"], "train_robust_error": train["robust_error"],
+                "robust_error": test["robust_error"], "standard_error": test["standard_error"]}
+    return callback
+
+
+def run_one(config: SpheresConfig, progress: bool = True):
+    base = train_config(config)
+    dataset = load_dataset("spheres", seed=config.seed, **data_params(config))
+    threat = build_threat(base, dataset)
+    callback = _per_epoch(config, dataset, threat) if config.per_epoch else None
+    final, rank = _evaluators(config, dataset, threat, progress)
+    choice = lr_search(base, config.lrs, dataset, threat, final, select_fn=rank, callback=callback, progress=progress)
+    metrics = dict(choice.metrics, lr=choice.run.lr, train_error=choice.run.train_error,
+                   interpolated=choice.interpolated, train_time_s=choice.run.train_time_s,
+                   eval_time_s=choice.eval_time_s)
+    return metrics, choice.run.history, {"lr_search": choice.candidates, "data": dataset.params}
+
+
+def run_spheres(configs, out="results", force: bool = False, progress: bool = True) -> list[dict]:
+    """Run each `SpheresConfig` (one record each); finished records are reused unless `force`."""
+    if isinstance(configs, SpheresConfig):
+        configs = [configs]
+    return run_configs(KIND, configs, run_one, lambda c: c.name, out=out, force=force, progress=progress)
+
+
+# --------------------------------------------------------------------------- report
+
+def summary_rows(records: list[dict]) -> list[dict]:
+    """One row per (method, threat, ε): means over the seeds present."""
+    groups = defaultdict(list)
+    for r in records:
+        c = r["config"]
+        groups[(c["method"], c["norm"], c["k"], c["eps"])].append(r)
+    rows = []
+    for (method, norm, k, eps), recs in sorted(groups.items(), key=lambda kv: (kv[0][3], METHODS.index(kv[0][0]))):
+        def mean(key, scale=1.0):
+            values = [r["metrics"].get(key) for r in recs]
+            values = [v for v in values if isinstance(v, (int, float))]
+            return scale * float(np.mean(values)) if values else None
+        rows.append({"method": method.upper(), "threat": f"k={k}" if k else norm, "eps": eps, "seeds": len(recs),
+                     "lr": ",".join(f"{r['metrics']['lr']:g}" for r in recs),
+                     "train": mean("train_error", 100), "std": mean("standard_error", 100),
+                     "rob": mean("robust_error", 100), "cert": mean("certified_error", 100),
+                     "unst": mean("unstable_fraction", 100), "align": mean("alignment"),
+                     "time": sum(r.get("wall_time_s") or 0 for r in recs)})
+    return rows
+
+
+def table(records: list[dict]) -> str:
+    return format_table(summary_rows(records), [
+        ("method", "method", "{}"), ("threat", "threat", "{}"), ("eps", "eps", "{:g}"), ("seeds", "seeds", "{}"),
+        ("lr", "lr", "{}"), ("train", "train err %", "{:.1f}"), ("std", "std err %", "{:.2f}"),
+        ("rob", "robust err %", "{:.2f}"), ("cert", "cert err %", "{:.2f}"), ("unst", "unstable %", "{:.1f}"),
+        ("align", "cos(δ,signal)", "{:.3f}"), ("time", "time s", "{:.0f}")])
+
+
+# --------------------------------------------------------------------------- command line
+
+def build_parser() -> Parser:
+    d = PRESETS["2022"]
+    p = Parser(prog="python -m simulate.spheres",
+               description="Concentric spheres (PAPER.md §3): train ST, AT (Auto-PGD, 10 steps) and COAP on two shells, "
+                           "pick each method's learning rate by the papers' rule (interpolate the training set, then "
+                           "lowest test robust error), and print per method the standard, robust (Auto-PGD 100 "
+                           "iterations, 5 restarts, CE then DLR) and certified (COAP) test errors, the percentage of "
+                           "unstable ReLUs and the mean cosine between attack perturbations and the radial signal "
+                           "direction. Defaults are the 2022 setting: d=100, n=50, radii 1 and 12 (radii INFERRED from "
+                           "'gamma_min = 1, gamma_max = 12'), 100 hidden ReLUs, SGD momentum 0.95, 150 epochs, batch 50 "
+                           "(INFERRED), lr from 0.1,0.01,0.001, 10 000 test points (the paper used 100 000).")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="2022",
+                   help="2022: the defaults above; 2023: d=10, n=500, margin 20 with inner radius 1 (INFERRED), "
+                        "eps 4, otherwise as 2022 (INFERRED); quick: the 2022 data with 60 epochs, 2000 test points "
+                        "and Auto-PGD 20 iterations, 1 restart (a CPU-scale choice of this toolkit)")
+    p.add_argument("--eps", default=None,
+                   help="budget(s) ε, comma-separated, e.g. 0.5 or 0.1,0.5,1.0 (default: the preset's, 0.5 for 2022)")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated methods from {', '.join(METHODS)} "
+                                                                 f"(default: all)")
+    p.add_argument("--norm", choices=NORMS, default="l2", help="threat model: the l2 or linf ball (default l2)")
+    p.add_argument("--k", type=int, default=None,
+                   help="instead of a norm ball, the signal-aligned set of K random orthonormal directions "
+                        "(2023; union of segments, convex hull the l1 ball in their span), fixed per seed; robust "
+                        "error by exact line search along each direction")
+    p.add_argument("--margin", type=float, default=None, help="gap r1 − r0 between the shells (2022: 11, 2023: 20)")
+    p.add_argument("--radii", default=None, help="the two radii r0,r1 (must increase), e.g. 1,12; overrides --margin")
+    p.add_argument("--d", type=int, default=None, help=f"input dimension (default: the preset's, {d.d} for 2022)")
+    p.add_argument("--n", type=int, default=None, help=f"training points (default: the preset's, {d.n} for 2022)")
+    p.add_argument("--n-test", type=int, default=None, help=f"test points (default: {d.n_test}; the paper used 100000)")
+    p.add_argument("--epochs", type=int, default=None, help=f"training epochs (default: the preset's, {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"SGD batch size (INFERRED default {d.batch_size})")
+    p.add_argument("--lrs", default=None, help="learning-rate grid the rule picks from (default 0.1,0.01,0.001)")
+    p.add_argument("--eval-steps", type=int, default=None, help=f"Auto-PGD iterations at evaluation (default {d.eval_steps})")
+    p.add_argument("--eval-restarts", type=int, default=None,
+                   help=f"Auto-PGD restarts per loss at evaluation (default {d.eval_restarts})")
+    p.add_argument("--per-epoch", action="store_true",
+                   help="after every epoch record the mean cosine between the training points' attack perturbations "
+                        "and the radial signal, and the robust error on the first 1000 test points (the poster's "
+                        "'large eps' plots); costs one short attack per epoch")
+    add_common_arguments(p)
+    return p
+
+
+def _positive_int(name, value):
+    if value is not None and value < 1:
+        raise UserError(f"--{name} must be a positive integer, got {value}.")
+    return value
+
+
+def configs_from_args(args) -> list[SpheresConfig]:
+    base = PRESETS[args.preset]
+    changes = {"norm": args.norm}
+    if args.k is not None:
+        changes.update(norm="directions", k=args.k)
+    if args.radii is not None:
+        radii = parse_list(args.radii, float)
+        if len(radii) != 2:
+            raise UserError(f"--radii takes two numbers r0,r1, got {args.radii!r}.")
+        if not radii[0] < radii[1]:
+            raise UserError(f"the sphere radii must increase (r0 < r1), got {args.radii!r}.")
+        changes.update(r0=radii[0], margin=radii[1] - radii[0])
+    elif args.margin is not None:
+        if not args.margin > 0:
+            raise UserError(f"--margin must be positive (the outer radius must exceed the inner one), got {args.margin}.")
+        changes["margin"] = args.margin
+    for name in ("d", "n", "n_test", "epochs", "batch_size", "eval_steps", "eval_restarts"):
+        value = _positive_int(name.replace("_", "-"), getattr(args, name))
+        if value is not None:
+            changes[name] = value
+    if args.lrs is not None:
+        changes["lrs"] = tuple(parse_list(args.lrs, float))
+    changes["per_epoch"] = args.per_epoch
+    base = replace(base, **changes)
+    eps_values = parse_list(args.eps, parse_eps) if args.eps is not None else [base.eps]
+    methods = parse_list(args.methods)
+    for m in methods:
+        if m not in METHODS:
+            raise UserError(f"unknown method {m!r}; choose from {', '.join(METHODS)}.")
+    return [replace(base, method=m, eps=e, seed=s) for s in parse_seeds(args.seeds) for e in eps_values for m in methods]
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    configs = configs_from_args(args)
+    began = time.perf_counter()
+    records = run_spheres(configs, out=args.out, force=args.force, progress=not args.quiet)
+    if args.json:
+        print_json(records)
+        return 0
+    c = configs[0]
+    print(f"concentric spheres, preset {c.preset}: d={c.d}, n={c.n}, radii {c.r0:g} and {c.r0 + c.margin:g}, "
+          f"{c.n_test} test points, {c.eval_attack} evaluation; errors in % of the test set, learning rate by the rule")
+    print(table(records))
+    if not all(r["metrics"].get("interpolated", True) for r in records):
+        print("note: for some runs no learning rate reached zero training error; the rule then kept the lowest.")
+    print(f"wall time {time.perf_counter() - began:.0f}s; records in {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

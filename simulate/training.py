@@ -1,0 +1,135 @@
+"""Train one method at every learning rate of the grid and keep the one the papers' rule picks.
+
+The linear-distribution and spheres experiments share this: each learning rate is a
+`realdata.recipes.TrainConfig` trained by `realdata.train.fit` on a model from
+`realdata.models.build_model`; `simulate.lr_rule` decides which runs need a test-set
+attack at all (only those that interpolate the training set), which of them has the
+lowest test robust error, and the chosen run gets the full evaluation.
+
+Evaluations are caller-supplied functions model → `realdata.evaluate.evaluate`'s dict.
+A `select_fn` may rank the candidates with a cheaper attack than the final `evaluate_fn`
+(spheres: one Auto-PGD restart instead of five per loss, where the full evaluation of
+10 000 points dominates the cost); without it the final evaluation ranks them too and
+is computed once per candidate.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import torch
+from torch import nn
+
+from realdata.errors import UserError
+from realdata.models import build_model
+from realdata.recipes import TrainConfig
+from realdata.train import fit
+from simulate.lr_rule import eligible, lowest_robust_error
+
+Evaluate = Callable[[nn.Module], dict]
+
+
+@dataclass
+class Run:
+    """One trained learning rate: its model, history and training error."""
+
+    lr: float
+    model: nn.Module | None
+    history: list = field(default_factory=list)
+    train_error: float = math.nan
+    train_time_s: float = 0.0
+    failure: str | None = None
+
+
+def clean_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (model(x).argmax(1) != y).double().mean().item()
+
+
+def train_at_lr(config: TrainConfig, dataset, threat, callback=None, progress: bool = True) -> Run:
+    """Fit `config` (its lr included); a run whose loss diverged becomes a failed Run."""
+    model = build_model(config.arch, dataset, seed=config.seed, width=config.width, depth=config.depth)
+    torch.manual_seed(config.seed)  # anything in the loop that draws from the global RNG follows the seed
+    began = time.perf_counter()
+    try:
+        result = fit(config, dataset, model, threat=threat, callback=callback, progress=progress)
+    except UserError as err:
+        # With a valid config and data, fit's remaining failure is a non-finite loss at this
+        # learning rate; the rule simply cannot pick it.
+        return Run(lr=config.lr, model=None, train_time_s=time.perf_counter() - began, failure=str(err))
+    return Run(lr=config.lr, model=result.model, history=result.history,
+               train_error=clean_error(result.model, dataset.x_train, dataset.y_train),
+               train_time_s=time.perf_counter() - began)
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def _timed(fn: Evaluate, model) -> tuple[dict, float]:
+    began = time.perf_counter()
+    out = fn(model)
+    return out, time.perf_counter() - began
+
+
+@dataclass
+class Choice:
+    run: Run
+    metrics: dict          # the final evaluation of the chosen run
+    interpolated: bool     # did any learning rate reach zero training error
+    candidates: list       # per learning rate: training error, costs, and the ranking evaluation if one ran
+    eval_time_s: float
+
+
+def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, select_fn: Evaluate | None = None,
+              callback=None, progress: bool = True) -> Choice:
+    """Train `base` at each lr of `lrs` and apply the rule; see the module docstring.
+
+    `callback` (realdata.train's per-epoch hook) runs only while re-fitting the chosen rate.
+    """
+    runs = [train_at_lr(replace(base, lr=float(lr)), dataset, threat, None, progress) for lr in lrs]
+    if all(run.model is None for run in runs):
+        raise UserError(f"{base.method} diverged at every learning rate {', '.join(map(str, lrs))} "
+                        f"({runs[0].failure}); try smaller learning rates.")
+    rows = [{"lr": run.lr, "train_error": run.train_error, "train_time_s": round(run.train_time_s, 3)} for run in runs]
+    for row, run in zip(rows, runs):
+        if run.failure:
+            row["failure"] = run.failure
+    pool, interpolated = eligible(rows)
+    by_lr = {run.lr: run for run in runs}
+    final, final_time = None, 0.0
+    if len(pool) == 1:
+        chosen = pool[0]
+    else:
+        rank_fn = select_fn or evaluate_fn
+        for row in pool:
+            metrics, spent = _timed(rank_fn, by_lr[row["lr"]].model)
+            row.update(rank_standard_error=metrics["standard_error"], rank_robust_error=metrics["robust_error"],
+                       rank_eval_time_s=round(spent, 3))
+            if select_fn is None:
+                row["_metrics"] = (metrics, spent)
+        chosen = lowest_robust_error([dict(r, standard_error=r["rank_standard_error"]) for r in pool],
+                                     key="rank_robust_error")
+        chosen = next(r for r in pool if r["lr"] == chosen["lr"])
+        final, final_time = chosen.pop("_metrics", (None, 0.0))
+        for row in pool:
+            row.pop("_metrics", None)
+    run = by_lr[chosen["lr"]]
+    if callback is not None:
+        # Per-epoch measurements cost an attack per epoch; taking them only for the chosen rate
+        # means training it once more, which reproduces the same model (every random stream of
+        # fit and build_model is seeded from the config).
+        refit = train_at_lr(replace(base, lr=run.lr), dataset, threat, callback, progress)
+        if refit.model is None or not _same_weights(refit.model, run.model):
+            raise RuntimeError(f"re-fitting {base.method} at lr={run.lr} for its per-epoch history gave a different "
+                               "model; training is not deterministic on this machine, so the history would not "
+                               "describe the evaluated model.")
+        run = refit
+    if final is None:
+        final, final_time = _timed(evaluate_fn, run.model)
+    for row in rows:
+        row["chosen"] = row["lr"] == chosen["lr"]
+    return Choice(run=run, metrics=final, interpolated=interpolated, candidates=rows,
+                  eval_time_s=final_time)
