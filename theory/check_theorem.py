@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from theory.errors import InputError, Parser, finite, require, run_cli
+from theory.errors import Parser, finite, require, run_cli
 
 # Defaults: the paper gives no numeric values of γ, σ, a, b, θ₁, η (PAPER.md §2); these are the
 # worked example's, so the single-point default reproduces it.
@@ -96,7 +96,7 @@ def single_point(args):
         for key in ("grad_at", "grad_coap", "theta1_at", "theta1_coap", "risk_init", "risk_at", "risk_coap", "risk_gap"):
             print(f"  {key:<12} {record[key]: .9g}")
         threshold = record["threshold_ratio"]
-        print(f"  sufficient r (exponent 3): {'none (ε outside the lemma range)' if threshold is None or math.isnan(threshold) else f'{threshold:.6g}'}")
+        print(f"  sufficient r (exponent 3): {'none (ε outside the lemma range)' if threshold is None else f'{threshold:.6g}'}")
         print(f"  in the theorem's region: {record['in_theorem_region']}; COAP worse after the step: {record['coap_worse']}")
     return 1 if violation else 0
 
@@ -144,7 +144,11 @@ def full_run(args):
     print(f"  sufficient-condition exponent the proof supports: {found.get('threshold_exponent')} (printed: 4)")
     print(f"  printed f(r) equals the reduction of the printed gradient: {found.get('printed_f_equals_derivation')} "
           f"(printed integrand {found.get('printed_f_integrand')}, derived {found.get('derived_f_integrand')})")
-    print(f"  triangle LP on I*: {found.get('lp_on_mismatch')}")
+    lp = found.get("lp_on_mismatch") or {}
+    if lp:
+        print(f"  triangle LP on I* ({lp['instances']} random instances): optimum = AT's value b (max |Δ| "
+              f"{lp['lp_minus_at_max_abs']:.1e}); COAP's fixed-slope dual lies below it by "
+              f"{lp['lp_minus_coap_min']:.3g}…{lp['lp_minus_coap_max']:.3g}")
     print(f"grid: {counts['cases']} cases, {counts['in_region']} in the theorem's region, "
           f"{counts['violations_in_region']} violations there, COAP still worse in "
           f"{counts['coap_worse_outside_region']} cases outside it "

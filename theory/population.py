@@ -109,6 +109,18 @@ def _expected_scalar(theta1, s, eps, gamma, a, b):
     return total["at"], total["coap"], gap
 
 
+def _require_setting(**values):
+    """Reject arguments outside the setting the derivation assumed (its sign assumptions on a, b, ...)."""
+    rules = {"theta1": (lambda v: v != 0, "non-zero"), "s": (lambda v: v > 0, "positive"),
+             "eps": (lambda v: v >= 0, "non-negative"), "gamma": (lambda v: v > 0, "positive"),
+             "a": (lambda v: v > 0, "positive"), "b": (lambda v: v < 0, "negative")}
+    for name, value in values.items():
+        ok, word = rules[name]
+        value = np.asarray(value, dtype=float)
+        if not (np.all(np.isfinite(value)) and np.all(ok(value))):
+            raise ValueError(f"{name} must be finite and {word} in the one-neuron setting, got {value}.")
+
+
 def _vectorised(func, n_out, *args):
     arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in args))
     out = [np.empty(arrays[0].shape) for _ in range(n_out)]
@@ -121,8 +133,9 @@ def _vectorised(func, n_out, *args):
 def expected_gradients(theta1, s, eps, gamma=1.0, a=1.0, b=-0.5):
     """E[∂L/∂θ₁] for AT and COAP over the population, numpy-broadcast over all arguments.
 
-    theta1 ≠ 0; s = σ‖θ_{2:d}‖ > 0; eps > 0; gamma > 0; a > 0; b < 0.
+    theta1 ≠ 0; s = σ‖θ_{2:d}‖ > 0; eps ≥ 0; gamma > 0; a > 0; b < 0 (the derivation's assumptions).
     """
+    _require_setting(theta1=theta1, s=s, eps=eps, gamma=gamma, a=a, b=b)
     return Gradients(*_vectorised(_expected_scalar, 3, theta1, s, eps, gamma, a, b))
 
 
@@ -181,8 +194,12 @@ class OneStep:
     threshold_ratio: np.ndarray | float
 
     def as_dict(self):
-        """Plain-Python values (floats, bools, lists) for JSON."""
-        return {k: (np.asarray(v).tolist()) for k, v in self.__dict__.items()}
+        """Plain-Python values (floats, bools, nested lists) for JSON; NaN (no threshold) becomes None."""
+        def plain(value):
+            if isinstance(value, list):
+                return [plain(v) for v in value]
+            return None if isinstance(value, float) and math.isnan(value) else value
+        return {k: plain(np.asarray(v).tolist()) for k, v in self.__dict__.items()}
 
 
 def one_step(eps, ratio, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0, eta=1.0):

@@ -68,3 +68,25 @@ def test_loss_gradients_match_finite_differences():
 def test_bad_labels_are_rejected():
     with pytest.raises(ValueError, match="labels"):
         dv.worst_case_margins(1.0, 0.0, 0, 1.0, 0.5, 1.0, -0.5)
+
+
+@pytest.mark.parametrize("eps,ratio", [(0.8, 5.0), (0.7, 2.0), (0.3, 0.7)])
+def test_f_formulas_against_direct_quadrature(eps, ratio):
+    """The closed forms of f (derived and printed) equal a direct truncated-normal quadrature."""
+    from scipy import integrate
+    from scipy.stats import norm
+    from theory import lemma as lm
+
+    gamma, sigma = 1.0, 1.0
+    v = sigma * ratio
+    lo, hi = -(gamma + eps), -(gamma - eps)
+    mass = norm.cdf(hi / v) - norm.cdf(lo / v)
+
+    def mean(func):
+        return integrate.quad(lambda w: func(w) * norm.pdf(w / v) / v, lo, hi, epsabs=0, epsrel=1e-12)[0] / mass
+
+    derived = sp.lambdify((dv.EPS, lm.GAMMA, lm.SIGMA, lm.R), checks.corrected_f(), "scipy")(eps, gamma, sigma, ratio)
+    assert derived == pytest.approx(mean(lambda w: gamma ** 2 - eps ** 2 - w ** 2), rel=1e-9)
+    printed = lm.numeric_f("printed_f", eps, ratio, gamma, sigma)
+    assert printed == pytest.approx(mean(lambda w: gamma ** 2 - eps ** 2 - (gamma + eps) * w - 2 * w ** 2), rel=1e-9)
+    assert printed > derived
