@@ -79,6 +79,27 @@ def print_json(records: list[dict]) -> None:
     sys.stdout.write("\n")
 
 
+def group_means(records: list[dict], by: tuple[str, ...], metrics: dict[str, str]) -> list[dict]:
+    """One row per distinct value of the config keys `by`: the mean of each metric over the seeds.
+
+    `metrics` maps a row column to a record metric; non-numeric values (None) are left out of
+    the mean.  Rows carry the `by` values, `seeds`, the chosen `lrs` and the summed wall time.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault(tuple(r["config"].get(k) for k in by), []).append(r)
+    rows = []
+    for key, recs in groups.items():
+        row = dict(zip(by, key), seeds=len(recs), time=sum(r.get("wall_time_s") or 0 for r in recs))
+        row["lrs"] = ",".join(f"{r['metrics']['lr']:g}" for r in recs if isinstance(r["metrics"].get("lr"), float))
+        for column, metric in metrics.items():
+            values = [r["metrics"].get(metric) for r in recs]
+            values = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            row[column] = sum(values) / len(values) if values else None
+        rows.append(row)
+    return rows
+
+
 def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     """Plain-text table; `columns` are (key, header, format) with format like '{:.3f}'."""
     cells = [[header for _, header, _ in columns]]

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import defaultdict
 from dataclasses import dataclass, replace
-
-import numpy as np
 
 from realdata.cli import Parser
 from realdata.data import load_dataset
@@ -29,7 +26,7 @@ from realdata.evaluate import evaluate
 from realdata.recipes import make_config
 from realdata.train import build_threat
 from simulate.lr_rule import LR_GRID
-from simulate.runner import add_common_arguments, format_table, parse_seeds, print_json, run_configs
+from simulate.runner import add_common_arguments, format_table, group_means, parse_seeds, print_json, run_configs
 from simulate.training import lr_search
 
 KIND = "spheres"
@@ -183,30 +180,22 @@ def run_spheres(configs, out="results", force: bool = False, progress: bool = Tr
 # --------------------------------------------------------------------------- report
 
 def summary_rows(records: list[dict]) -> list[dict]:
-    """One row per (method, threat, ε): means over the seeds present."""
-    groups = defaultdict(list)
-    for r in records:
-        c = r["config"]
-        groups[(c["method"], c["norm"], c["k"], c["eps"])].append(r)
-    rows = []
-    for (method, norm, k, eps), recs in sorted(groups.items(), key=lambda kv: (kv[0][3], METHODS.index(kv[0][0]))):
-        def mean(key, scale=1.0):
-            values = [r["metrics"].get(key) for r in recs]
-            values = [v for v in values if isinstance(v, (int, float))]
-            return scale * float(np.mean(values)) if values else None
-        rows.append({"method": method.upper(), "threat": f"k={k}" if k else norm, "eps": eps, "seeds": len(recs),
-                     "lr": ",".join(f"{r['metrics']['lr']:g}" for r in recs),
-                     "train": mean("train_error", 100), "std": mean("standard_error", 100),
-                     "rob": mean("robust_error", 100), "cert": mean("certified_error", 100),
-                     "unst": mean("unstable_fraction", 100), "align": mean("alignment"),
-                     "time": sum(r.get("wall_time_s") or 0 for r in recs)})
-    return rows
+    """One row per (method, threat, ε): means over the seeds present, errors in %."""
+    rows = group_means(records, ("method", "norm", "k", "eps"),
+                       {"train": "train_error", "std": "standard_error", "rob": "robust_error",
+                        "cert": "certified_error", "unst": "unstable_fraction", "align": "alignment"})
+    for row in rows:
+        row["threat"] = f"k={row['k']}" if row["k"] else row["norm"]
+        row["method"] = row["method"].upper()
+        for col in ("train", "std", "rob", "cert", "unst"):
+            row[col] = None if row[col] is None else 100 * row[col]
+    return sorted(rows, key=lambda r: (r["eps"], METHODS.index(r["method"].lower())))
 
 
 def table(records: list[dict]) -> str:
     return format_table(summary_rows(records), [
         ("method", "method", "{}"), ("threat", "threat", "{}"), ("eps", "eps", "{:g}"), ("seeds", "seeds", "{}"),
-        ("lr", "lr", "{}"), ("train", "train err %", "{:.1f}"), ("std", "std err %", "{:.2f}"),
+        ("lrs", "lr", "{}"), ("train", "train err %", "{:.1f}"), ("std", "std err %", "{:.2f}"),
         ("rob", "robust err %", "{:.2f}"), ("cert", "cert err %", "{:.2f}"), ("unst", "unstable %", "{:.1f}"),
         ("align", "cos(δ,signal)", "{:.3f}"), ("time", "time s", "{:.0f}")])
 
