@@ -25,7 +25,7 @@ from theory.lemma import in_theorem_region, threshold_ratio
 
 __all__ = [
     "QUAD_EPSREL", "Gradients", "OneStep", "RiskGapGrid", "expected_gradients", "robust_risk",
-    "risk_difference", "one_step", "risk_gap_grid", "threshold_ratio", "in_theorem_region",
+    "risk_increment", "risk_difference", "one_step", "risk_gap_grid", "threshold_ratio", "in_theorem_region",
 ]
 
 #: Relative tolerance asked of each quadrature piece (the issue asks for ≤ 1e-9 overall).
@@ -158,24 +158,33 @@ def robust_risk(theta1, s, eps, gamma=1.0, a=1.0, b=-0.5):
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
 
 
-def _ndtr_diff(x, y):
-    """Φ(x) − Φ(y) without cancellation when x ≈ y (16-point Gauss–Legendre on the density)."""
-    x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
-    mid, half = (x + y) / 2, (x - y) / 2
-    nodes = mid[..., None] + half[..., None] * _GL_NODES
+def _ndtr_increment(x, dx):
+    """Φ(x + dx) − Φ(x) to full relative precision even when dx is 1e-20 of x (Gauss–Legendre on φ)."""
+    x, dx = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(dx, dtype=float))
+    half = dx / 2
+    nodes = (x + half)[..., None] + half[..., None] * _GL_NODES
     close = half * np.sum(_GL_WEIGHTS * np.exp(-0.5 * nodes ** 2), axis=-1) / _SQRT_2PI
-    return np.where(np.abs(x - y) < 1.0, close, ndtr(x) - ndtr(y))
+    return np.where(np.abs(dx) < 1.0, close, ndtr(x + dx) - ndtr(x))
+
+
+def risk_increment(theta1, delta, s, eps, gamma=1.0, a=1.0, b=-0.5):
+    """R_ε(θ₁ + δ) − R_ε(θ₁) at the same s, accurate however small δ is (no θ₁ + δ rounding)."""
+    theta1, delta, s, eps, gamma, a, b = (np.asarray(v, dtype=float) for v in (theta1, delta, s, eps, gamma, a, b))
+    m_ref = _margin_offset(theta1, eps, gamma)
+    # While θ₁ keeps its sign, m = (γ − ε·sgn θ₁)·θ₁ is linear, so its change is exact without forming θ₁ + δ.
+    same_sign = np.sign(theta1 + delta) == np.sign(theta1)
+    dm = np.where(same_sign, (gamma - eps * np.sign(theta1)) * delta,
+                  _margin_offset(theta1 + delta, eps, gamma) - m_ref)
+    diff = 0.0
+    for c in (-b / a, b / a):
+        diff = diff + _ndtr_increment((c - m_ref) / s, -dm / s)
+    return (0.5 * diff)[()]
 
 
 def risk_difference(theta1_new, theta1_ref, s, eps, gamma=1.0, a=1.0, b=-0.5):
-    """R_ε(θ₁_new) − R_ε(θ₁_ref) at the same s, accurate even when the two risks agree to 1e-12."""
-    args = [np.asarray(v, dtype=float) for v in (theta1_new, theta1_ref, s, eps, gamma, a, b)]
-    t_new, t_ref, s, eps, gamma, a, b = args
-    m_new, m_ref = _margin_offset(t_new, eps, gamma), _margin_offset(t_ref, eps, gamma)
-    diff = 0.0
-    for c in (-b / a, b / a):
-        diff = diff + _ndtr_diff((c - m_new) / s, (c - m_ref) / s)
-    return (0.5 * diff)[()]
+    """R_ε(θ₁_new) − R_ε(θ₁_ref) at the same s, without the cancellation of subtracting two risks."""
+    theta1_ref = np.asarray(theta1_ref, dtype=float)
+    return risk_increment(theta1_ref, np.asarray(theta1_new, dtype=float) - theta1_ref, s, eps, gamma, a, b)
 
 
 @dataclass(frozen=True)
@@ -220,7 +229,7 @@ def one_step(eps, ratio, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0, eta=1.
         risk_init=robust_risk(theta1, s, eps, gamma, a, b),
         risk_at=robust_risk(theta1_at, s, eps, gamma, a, b),
         risk_coap=robust_risk(theta1_coap, s, eps, gamma, a, b),
-        risk_gap=risk_difference(theta1_at - eta * np.asarray(grads.gap), theta1_at, s, eps, gamma, a, b),
+        risk_gap=risk_increment(theta1_at, -eta * np.asarray(grads.gap), s, eps, gamma, a, b),
         in_theorem_region=in_theorem_region(eps, ratio, gamma, sigma),
         threshold_ratio=threshold_ratio(eps, gamma, sigma),
     )

@@ -87,14 +87,17 @@ def test_robust_risk_decreases_in_theta1_below_gamma_only():
     assert np.all(np.diff(pop.robust_risk(theta1, 2.0, 1.2, 1.0, 1.0, -0.5)) > 0)
 
 
-def test_risk_difference_has_no_cancellation():
-    with mpmath.workdps(40):
+@pytest.mark.parametrize("theta1,delta", [(1.0, 1e-10), (1.0, -1e-25), (0.3, 0.5), (0.2, -0.5)])
+def test_risk_increment_has_no_cancellation(theta1, delta):
+    s, eps, gamma, a, b = 5.0, 0.8, 1.0, 1.0, -0.5
+    with mpmath.workdps(60):
         def risk(t):
-            m = t * (1 - mpmath.mpf("0.8"))
-            return (mpmath.ncdf((mpmath.mpf("0.5") - m) / 5) + mpmath.ncdf((mpmath.mpf("-0.5") - m) / 5)) / 2
-        want = float(risk(mpmath.mpf(1) + mpmath.mpf("1e-10")) - risk(mpmath.mpf(1)))
-    got = pop.risk_difference(1.0 + 1e-10, 1.0, 5.0, 0.8, 1.0, 1.0, -0.5)
-    assert got == pytest.approx(want, rel=1e-5)
+            m = gamma * t - eps * abs(t)
+            return (mpmath.ncdf((-b / a - m) / s) + mpmath.ncdf((b / a - m) / s)) / 2
+        want = float(risk(mpmath.mpf(theta1) + mpmath.mpf(delta)) - risk(mpmath.mpf(theta1)))
+    assert pop.risk_increment(theta1, delta, s, eps, gamma, a, b) == pytest.approx(want, rel=1e-9)
+    if abs(delta) > 1e-12:
+        assert pop.risk_difference(theta1 + delta, theta1, s, eps, gamma, a, b) == pytest.approx(want, rel=1e-5)
 
 
 def test_one_step_broadcasts_and_grid_counts():
