@@ -45,7 +45,7 @@ class TrainConfig:
     recipe: str = _f("quick", "name of the recipe the defaults came from (recorded, not interpreted)")
     # model and data
     arch: str = _f("mlp", "model architecture", choices=ARCHS)
-    width: int | None = _f(None, "mlp: hidden units per layer; CNNs and resnet: a factor on every channel count")
+    width: float | None = _f(None, "mlp: hidden units per layer; CNNs and resnet: a factor on every channel count")
     depth: int | None = _f(None, "number of hidden layers (mlp only)")
     train_size: int | None = _f(None, "seeded random subset of the training set (none = all)")
     test_size: int | None = _f(None, "seeded random subset of the test set (none = all)")
@@ -83,6 +83,7 @@ class TrainConfig:
     eval_bound: str = _f("coap", "bound for the certified error ('none' skips it)", choices=EVAL_BOUNDS)
 
     def __post_init__(self):
+        self._canonicalise()
         check_method(self.method)
         for name in ("dataset", "arch", "method", "norm", "optimizer", "attack", "eval_attack", "eval_bound"):
             choices = _FIELDS[name].metadata.get("choices")
@@ -96,7 +97,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "attack_steps", "attack_restarts", "eval_steps", "eval_restarts"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}.")
-        for name in ("width", "depth", "train_size", "test_size", "k", "proj"):
+        if self.width is not None and not (isinstance(self.width, (int, float)) and self.width > 0):
+            raise UserError(f"width must be a positive number or none, got {self.width!r}.")
+        if self.arch == "mlp" and self.width is not None and self.width != int(self.width):
+            raise UserError(f"an mlp's width counts hidden units and must be a whole number, got {self.width!r}.")
+        for name in ("depth", "train_size", "test_size", "k", "proj"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UserError(f"{name.replace('_', '-')} must be a positive integer or none, got {value!r}.")
@@ -113,6 +118,20 @@ class TrainConfig:
             raise UserError("the 'directions' threat needs --k, the number of random directions.")
         if not isinstance(self.data_params, dict):
             raise UserError("data_params must be a dict of dataset parameters.")
+
+    def _canonicalise(self) -> None:
+        """One spelling per value, so the record hash of `eps=1` equals that of `--eps 1.0`."""
+        def put(name, value):
+            object.__setattr__(self, name, value)  # frozen: only construction may normalise
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if str(f.type).startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+                put(f.name, float(value))
+        if isinstance(self.width, float) and self.width.is_integer():
+            put("width", int(self.width))  # a whole width is the same model, whichever way it was typed
+        if isinstance(self.lr_milestones, list):
+            put("lr_milestones", tuple(self.lr_milestones))
 
     @property
     def schedule(self) -> Schedule:
@@ -209,10 +228,12 @@ for _method in TRAIN_METHODS:
 # Quick (CPU) recipes: the same methods and schedules in miniature.  Every value is a
 # scale choice of this toolkit, not the paper's (--help says so once for all of them).
 _QUICK = {
-    "cifar10": TrainConfig(dataset="cifar10", eps=36 / 255, arch="cifar-cnn", train_size=2000, test_size=500, epochs=4,
-                           batch_size=50, optimizer="adam", lr=1e-3, eval_steps=20),
-    "mnist": TrainConfig(dataset="mnist", eps=1.0, arch="mnist-small", train_size=5000, test_size=1000, epochs=4,
-                         batch_size=50, optimizer="adam", lr=1e-3, augment=False, eval_steps=20),
+    # sized so the slowest cell (COAP: projected bounds in training, exact ones for the
+    # certified error) takes a few minutes on two CPU cores
+    "cifar10": TrainConfig(dataset="cifar10", eps=36 / 255, arch="cifar-cnn", width=0.5, train_size=1000,
+                           test_size=200, epochs=5, batch_size=50, optimizer="adam", lr=1e-3, eval_steps=20),
+    "mnist": TrainConfig(dataset="mnist", eps=1.0, arch="mnist-small", width=0.5, train_size=2000, test_size=300,
+                         epochs=5, batch_size=50, optimizer="adam", lr=1e-3, augment=False, eval_steps=20),
     "digits": TrainConfig(dataset="digits", eps=0.5, arch="mlp", width=100, depth=2, epochs=20, batch_size=50,
                           optimizer="adam", lr=1e-3, augment=False, eval_steps=20),
     "spheres": replace(_spheres, epochs=100, eval_steps=20, eval_restarts=1, test_size=None,

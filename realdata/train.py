@@ -238,6 +238,8 @@ def train(config: TrainConfig, *, out="results", data_dir=None, device=None, for
         dataset = load_dataset(config.dataset, data_dir=data_dir, train_size=config.train_size,
                                test_size=config.test_size, seed=config.seed, **config.data_params)
         arch_params = {k: v for k, v in (("width", config.width), ("depth", config.depth)) if v is not None}
+        if config.arch == "mlp" and config.width is not None:
+            arch_params["width"] = int(config.width)  # hidden units; a factor for the CNNs
         model = build_model(config.arch, dataset, seed=config.seed, **arch_params)
         threat = build_threat(config, dataset)
         torch.manual_seed(config.seed)  # global RNG (random projections of the bounds) from the seed too

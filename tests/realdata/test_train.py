@@ -160,3 +160,11 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     ckpt.rename(paths(other, tmp_path)[1])
     with pytest.raises(UserError, match="another configuration"):
         train(other, out=tmp_path, progress=False)
+
+
+def test_equal_configs_have_one_hash_however_typed():
+    from realdata.results import config_hash
+
+    a = make_config("digits", "st", eps=1, width=16.0, lr_milestones=[2, 3])
+    b = make_config("digits", "st", eps=1.0, width=16, lr_milestones=(2, 3))
+    assert config_hash(a) == config_hash(b) and a == b
