@@ -1,0 +1,67 @@
+"""Forward-mode pass through a piecewise-linear ReLU network along a line.
+
+On the line x + t·v a network of Linear, Conv2d, ReLU, Flatten, `Normalize` and
+`Residual` layers is linear in t as long as no ReLU changes state.  One pass
+that carries the value and its derivative d/dt (a jvp) gives every
+pre-activation z and its slope dz, so the next t at which any ReLU of any layer
+crosses zero is min(−z/dz) over the units moving toward zero.  The exact line
+search of `realdata.attacks` walks from kink to kink with it.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from realdata.errors import UserError
+from realdata.layers import Normalize, Residual
+
+SUPPORTED = "Linear, Conv2d, ReLU, Flatten, Normalize, Residual and Identity layers inside nn.Sequential"
+
+
+def forward_with_tangent(module: nn.Module, x: torch.Tensor, v: torch.Tensor, kink_tol: float, preacts: list):
+    """Value and derivative along v of `module` at x; appends (z, dz) of every ReLU input to `preacts`.
+
+    A unit whose kink lies within `kink_tol` (in units of t) of the current point
+    is treated as already past it, i.e. in the state its slope leads into, so
+    the pass describes the linear piece that starts at x rather than the
+    vanishing one that ends there.
+    """
+    if isinstance(module, nn.Sequential):
+        for layer in module:
+            x, v = forward_with_tangent(layer, x, v, kink_tol, preacts)
+        return x, v
+    if isinstance(module, nn.Linear):
+        return F.linear(x, module.weight, module.bias), F.linear(v, module.weight)
+    if isinstance(module, nn.Conv2d):
+        return module._conv_forward(x, module.weight, module.bias), module._conv_forward(v, module.weight, None)
+    if isinstance(module, nn.ReLU):
+        preacts.append((x, v))
+        at_kink = x.abs() <= kink_tol * v.abs()
+        on = torch.where(at_kink, v > 0, x > 0)
+        return x.clamp_min(0), v * on
+    if isinstance(module, (nn.Flatten, nn.Identity)):
+        return module(x), module(v)
+    if isinstance(module, Normalize):
+        # affine: the mean shifts the value only, the scale acts on both
+        scale = module.std.reshape(module._shape(v)).to(v.dtype)
+        return module(x), v / scale
+    if isinstance(module, Residual):
+        xm, vm = forward_with_tangent(module.main, x, v, kink_tol, preacts)
+        xs, vs = forward_with_tangent(module.skip, x, v, kink_tol, preacts)
+        return xm + xs, vm + vs
+    raise UserError(f"the exact line search handles {SUPPORTED}; the model contains {type(module).__name__}. "
+                    "Use --attack apgd for this model.")
+
+
+def distance_to_next_kink(preacts: list, kink_tol: float, rows: int, dtype, device) -> torch.Tensor:
+    """Per row, the smallest t > 0 at which some pre-activation crosses zero (inf if none)."""
+    nearest = torch.full((rows,), torch.inf, dtype=dtype, device=device)
+    for z, dz in preacts:
+        z, dz = z.reshape(rows, -1), dz.reshape(rows, -1)
+        approaching = (z * dz < 0) & (z.abs() > kink_tol * dz.abs())
+        safe_dz = torch.where(approaching, dz, torch.ones_like(dz))
+        s = torch.where(approaching, -z / safe_dz, torch.full_like(z, torch.inf))
+        if s.shape[1]:
+            nearest = torch.minimum(nearest, s.amin(1))
+    return nearest
