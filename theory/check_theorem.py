@@ -21,6 +21,14 @@ from theory.errors import Parser, finite, require, run_cli
 # Defaults: the paper gives no numeric values of γ, σ, a, b, θ₁, η (PAPER.md §2); these are the
 # worked example's, so the single-point default reproduces it.
 DEFAULTS = {"gamma": 1.0, "sigma": 1.0, "a": 1.0, "b": -0.5, "theta1": 1.0, "eta": 1.0}
+SETTING_HELP = {
+    "gamma": "signal strength, x₁ = γy; γ > 0",
+    "sigma": "noise std of x_{2:d}; σ > 0 (not stated in the sources)",
+    "a": "output weight; a > 0",
+    "b": "output bias; b < 0",
+    "theta1": "θ₁ at initialisation; θ₁ > 0",
+    "eta": "GD step size; η > 0",
+}
 GRID_EPS_STEPS = 19                   # ε/γ = 1/20, …, 19/20
 GRID_RATIO = (0.1, 1000.0, 29)        # r log-spaced, 7 points per decade
 
@@ -34,21 +42,15 @@ def build_parser():
                      "With --eps and --ratio: that single point only (no checks)."),
         epilog=("Exit code 0: all checks pass and no violation inside the theorem's region (2γ/3 < ε < γ and r above "
                 "the sufficient threshold with exponent 3); a single point exits 1 if it lies in the region and "
-                "COAP is not worse. 1: a check failed or a violation was found. 2: bad input. "
-                "INFERRED defaults: the sources give no values for γ, σ, a, b, θ₁, η; the defaults are PAPER.md's "
-                "worked example (σ = 1 is INFERRED)."))
+                "COAP is not worse. 1: a check failed or a violation was found. 2: bad input."))
     point = p.add_argument_group("single point (give both)")
     point.add_argument("--eps", type=float, help="perturbation budget ε > 0 along e₁")
     point.add_argument("--ratio", type=float, help="r = ‖θ_{2:d}‖/θ₁ > 0 at initialisation (≈ √d for θ ~ N(0, I))")
-    model = p.add_argument_group("setting (grid and single point)")
-    model.add_argument("--gamma", type=float, default=DEFAULTS["gamma"], help="signal x₁ = γy, γ > 0 (default: %(default)s, INFERRED)")
-    model.add_argument("--sigma", type=float, default=DEFAULTS["sigma"],
-                       help="noise std of x_{2:d}, σ > 0 (default: %(default)s, INFERRED: not stated in the sources)")
-    model.add_argument("--a", type=float, default=DEFAULTS["a"], help="output weight a > 0 (default: %(default)s, INFERRED)")
-    model.add_argument("--b", type=float, default=DEFAULTS["b"], help="output bias b < 0 (default: %(default)s, INFERRED)")
-    model.add_argument("--theta1", type=float, default=DEFAULTS["theta1"],
-                       help="θ₁ > 0 at initialisation (default: %(default)s, INFERRED)")
-    model.add_argument("--eta", type=float, default=DEFAULTS["eta"], help="GD step size η > 0 (default: %(default)s, INFERRED)")
+    model = p.add_argument_group(
+        "setting (grid and single point); the sources give no values, so every default is INFERRED "
+        "(PAPER.md's worked example)")
+    for name, text in SETTING_HELP.items():
+        model.add_argument(f"--{name}", type=float, default=DEFAULTS[name], help=f"{text} (default: %(default)s, INFERRED)")
     grid = p.add_argument_group("grid")
     grid.add_argument("--eps-steps", type=int, default=GRID_EPS_STEPS,
                       help="ε/γ = k/(N+1), k = 1..N (default: %(default)s)")
@@ -63,9 +65,11 @@ def build_parser():
 def validate(args):
     for name in ("gamma", "sigma", "a", "b", "theta1", "eta", "ratio_min", "ratio_max"):
         finite(name.replace("_", "-"), getattr(args, name))
-    require((args.eps is None) == (args.ratio is None), "give --eps and --ratio together for a single point, or neither for the grid.")
+    require((args.eps is None) == (args.ratio is None),
+            "give --eps and --ratio together for a single point, or neither for the grid.")
     if args.eps is not None:
-        finite("eps", args.eps), finite("ratio", args.ratio)
+        finite("eps", args.eps)
+        finite("ratio", args.ratio)
         require(args.eps > 0, f"--eps must be positive (the budget along e₁), got {args.eps}.")
         require(args.ratio > 0, f"--ratio must be positive (r = ‖θ_2:d‖/θ₁), got {args.ratio}.")
     require(args.gamma > 0, f"--gamma must be positive (the signal strength), got {args.gamma}.")
@@ -93,11 +97,14 @@ def single_point(args):
     else:
         print(f"one GD step at ε = {args.eps:g}, r = {args.ratio:g} "
               f"(γ={args.gamma:g}, σ={args.sigma:g}, a={args.a:g}, b={args.b:g}, θ₁={args.theta1:g}, η={args.eta:g})")
-        for key in ("grad_at", "grad_coap", "theta1_at", "theta1_coap", "risk_init", "risk_at", "risk_coap", "risk_gap"):
+        for key in ("grad_at", "grad_coap", "theta1_at", "theta1_coap", "risk_init", "risk_at", "risk_coap",
+                    "risk_gap"):
             print(f"  {key:<12} {record[key]: .9g}")
         threshold = record["threshold_ratio"]
-        print(f"  sufficient r (exponent 3): {'none (ε outside the lemma range)' if threshold is None else f'{threshold:.6g}'}")
-        print(f"  in the theorem's region: {record['in_theorem_region']}; COAP worse after the step: {record['coap_worse']}")
+        shown = "none (ε outside the lemma's range)" if threshold is None else f"{threshold:.6g}"
+        print(f"  sufficient r (exponent 3): {shown}")
+        print(f"  in the theorem's region: {record['in_theorem_region']}; "
+              f"COAP worse after the step: {record['coap_worse']}")
     return 1 if violation else 0
 
 

@@ -398,7 +398,8 @@ def _lp_on():
     FINDINGS["lp_on_mismatch"] = {"instances": int(on.sum()), "lp_minus_at_max_abs": err,
                                   "lp_minus_coap_min": float(gap.min()), "lp_minus_coap_max": float(gap.max())}
     return ok, (f"on I* ({int(on.sum())} instances) LP optimum = AT's b (max rel |Δ| {err:.1e}) while COAP's fixed "
-                f"slope is strictly lower by {gap.min():.3g}…{gap.max():.3g}: the gap is COAP's slope, not the relaxation")
+                f"slope is strictly lower by {gap.min():.3g}…{gap.max():.3g}: the gap is COAP's slope, "
+                "not the relaxation")
 
 
 @_check("best_slope_dual_equals_lp")

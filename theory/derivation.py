@@ -26,8 +26,8 @@ from scipy.special import expit
 
 __all__ = [
     "CELLS", "LABELS", "OBJECTIVES", "X1", "Z", "THETA1", "EPS", "A", "B", "P", "RHO", "ALPHA",
-    "CELL_PARAMS", "Derivation", "derive", "in_cell", "relu_model", "endpoint_slopes", "dual_margin", "to_theta", "logistic_loss",
-    "cell_of", "worst_case_margins", "margin_gradients", "loss_gradients", "dual_margins_numeric",
+    "CELL_PARAMS", "Derivation", "derive", "in_cell", "relu_model", "endpoint_slopes", "dual_margin", "to_theta",
+    "logistic_loss",    "cell_of", "worst_case_margins", "margin_gradients", "loss_gradients", "dual_margins_numeric",
     "scalar_pieces",
 ]
 

@@ -21,8 +21,8 @@ import sympy as sp
 from theory.derivation import EPS
 
 __all__ = [
-    "GAMMA", "SIGMA", "R", "W", "V", "PRINTED_F", "PRINTED_U", "truncation", "normal_antiderivative", "truncated_moment",
-    "derived_f", "printed_threshold_sq", "threshold_ratio", "in_theorem_region", "numeric_f",
+    "GAMMA", "SIGMA", "R", "W", "V", "PRINTED_F", "PRINTED_U", "truncation", "normal_antiderivative",
+    "truncated_moment", "derived_f", "printed_threshold_sq", "threshold_ratio", "in_theorem_region", "numeric_f",
 ]
 
 GAMMA, SIGMA, R = sp.symbols("gamma sigma r", positive=True)

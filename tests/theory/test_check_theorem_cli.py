@@ -74,8 +74,8 @@ def test_help_documents_defaults_and_inferred_values(capsys):
         check_theorem.main(["--help"])
     out = capsys.readouterr().out
     assert exit_info.value.code == 0
-    for text in ("--eps", "--ratio", "--gamma", "--sigma", "--theta1", "--eta", "--json", "INFERRED", "default: 1.0",
-                 "default: -0.5"):
+    for text in ("--eps", "--ratio", "--gamma", "--sigma", "--theta1", "--eta", "--json", "default: 1.0, INFERRED",
+                 "default: -0.5, INFERRED", "default: 19", "default: 1000.0"):
         assert text in out
 
 
