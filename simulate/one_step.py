@@ -286,7 +286,7 @@ def build_parser() -> Parser:
                            "gradients, θ₁ after the step and the robust risks R_ε, each with its standard error and its "
                            "difference from the population value in standard errors; with several --n, how the COAP−AT "
                            "gap behaves as n grows. Values marked INFERRED are not given by the sources.")
-    p.add_argument("--eps", type=parse_eps, default=d.eps, help=f"budget ε along e₁ (default {d.eps})")
+    p.add_argument("--eps", default=str(d.eps), help=f"budget ε along e₁, e.g. 0.8 or 4/5 (default {d.eps})")
     p.add_argument("--gamma", type=float, default=d.gamma, help=f"signal strength γ: x₁ = γy (default {d.gamma})")
     p.add_argument("--d", type=int, default=d.d, help=f"input dimension (default {d.d})")
     p.add_argument("--n", default=str(d.n), help=f"sample size, or a comma-separated list to see the gap as n grows "
@@ -322,7 +322,7 @@ def main(argv=None) -> int:
     ns = parse_list(args.n, count)
     if any(n is None or n < 2 for n in ns):
         raise UserError(f"--n takes sample sizes of at least 2, e.g. 1000,10000, got {args.n!r}.")
-    base = OneStepConfig(eps=args.eps, gamma=args.gamma, d=args.d, sigma=args.sigma, a=args.a, b=args.b, eta=args.eta,
+    base = OneStepConfig(eps=parse_eps(args.eps), gamma=args.gamma, d=args.d, sigma=args.sigma, a=args.a, b=args.b, eta=args.eta,
                          theta1=args.theta1, ratio=args.ratio, batches=args.batches, n_test=args.n_test)
     configs = [replace(base, n=n, seed=seed) for seed in parse_seeds(args.seeds) for n in ns]
     records = run_one_step(configs, out=args.out, force=args.force, progress=not args.quiet)

@@ -1,0 +1,44 @@
+"""Bad input gets one clear sentence and exit code 2, and writes nothing."""
+import subprocess
+import sys
+
+import pytest
+
+from realdata.errors import run_main
+from simulate import linear, one_step, spheres
+
+CASES = [
+    (spheres, ["--eps", "-0.5"], "non-negative"),
+    (spheres, ["--radii", "12,1"], "radii must increase"),
+    (spheres, ["--margin", "0"], "margin must be positive"),
+    (spheres, ["--k", "101"], "between 1 and the input dimension"),
+    (spheres, ["--methods", "at,crown"], "unknown method"),
+    (linear, ["--eps", "-1"], "non-negative"),
+    (linear, ["--sweep", "--n", "70"], "n = 50 and n = 10000"),
+    (one_step, ["--eps", "-0.1"], "non-negative"),
+    (one_step, ["--b", "0.5"], "b < 0"),
+    (one_step, ["--n", "1"], "at least 2"),
+]
+
+
+@pytest.mark.parametrize("module, argv, phrase", CASES, ids=[f"{m.__name__}{' '.join(a)}" for m, a, _ in CASES])
+def test_bad_input_exits_2_with_a_sentence(tmp_path, capsys, module, argv, phrase):
+    assert run_main(module.main, argv + ["--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and phrase in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_exit_code_from_the_command_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "simulate.spheres", "--k", "0", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "k" in done.stderr and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("module", [spheres, linear, one_step])
+def test_help_is_complete(capsys, module):
+    with pytest.raises(SystemExit) as exit_:
+        module.build_parser().parse_args(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "--out" in text and "--force" in text and "--quiet" in text and "INFERRED" in text

@@ -1,0 +1,57 @@
+"""The linear experiment end to end, and the exact line search against theory's robust risk."""
+import json
+import math
+
+import pytest
+import torch
+
+from realdata.data import load_dataset
+from realdata.evaluate import evaluate
+from realdata.models import one_neuron
+from realdata.threats import Directions, basis_direction
+from simulate.linear import LinearConfig, configs_from_args, build_parser, run_linear
+from theory.population import robust_risk
+
+TINY = LinearConfig(preset="quick", d=20, n=20, n_test=200, epochs=3, lrs=(0.1, 0.01), eps=4.5)
+
+
+def test_tiny_runs_end_to_end_and_finished_records_are_skipped(tmp_path):
+    configs = [LinearConfig(**{**TINY.__dict__, "method": m}) for m in ("st", "at", "coap")]
+    records = run_linear(configs, out=tmp_path, progress=False)
+    files = sorted(tmp_path.glob("linear-*.json"))
+    assert len(files) == 3 and [r["config"]["method"] for r in records] == ["st", "at", "coap"]
+    for record in records:
+        assert record["kind"] == "linear"
+        assert {"n", "method", "eps", "seed"} <= set(record["config"])
+        m = record["metrics"]
+        assert m["attack"] == "line-search" and 0 <= m["robust_error"] <= 1
+        assert m["standard_error"] <= m["robust_error"] <= m["certified_error"]
+        assert m["lr"] in (0.1, 0.01) and len(record["history"]) == 3
+        assert sum(c["chosen"] for c in record["lr_search"]) == 1
+    stamps = [json.loads(f.read_text())["created"] for f in files]
+    again = run_linear(configs, out=tmp_path, progress=False)
+    assert [json.loads(f.read_text())["created"] for f in files] == stamps
+    assert [r["metrics"] for r in again] == [r["metrics"] for r in records]
+
+
+def test_exact_line_search_matches_theorys_robust_risk():
+    # the theorem's one-neuron model on the linear data: its exact robust error along e₁
+    # (realdata's line search through realdata.evaluate) is a binomial draw of R_ε(θ)
+    d, gamma, eps, a, b, n = 30, 1.0, 0.8, 1.0, -0.5, 20_000
+    theta = torch.randn(d, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    theta[0], theta[1:] = 1.0, theta[1:] * (3.0 / theta[1:].norm())      # θ₁ = 1, r = 3
+    data = load_dataset("linear", seed=0, d=d, gamma=gamma, sigma=1.0, n=1, n_test=n)
+    model = one_neuron(theta, a, b)
+    threat = Directions(eps, basis_direction(0, (d,), dtype=torch.float64))
+    out = evaluate(model, data.x_test.double(), data.y_test, threat, attack="line-search", bound=None,
+                   batch_size=n, progress=False)
+    risk = float(robust_risk(1.0, 3.0, eps, gamma, a, b))
+    se = math.sqrt(risk * (1 - risk) / n)
+    assert abs(out["robust_error"] - risk) < 4 * se, (out["robust_error"], risk, se)
+
+
+def test_sweep_uses_the_papers_grids():
+    args = build_parser().parse_args(["--sweep", "--n", "50,10000", "--methods", "coap"])
+    eps = {(c.n, c.eps) for c in configs_from_args(args)}
+    assert {e for n, e in eps if n == 50} == {3.0, 3.5, 4.0, 4.5, 5.0, 5.5}
+    assert {e for n, e in eps if n == 10_000} == {4.0, 4.25, 4.5, 4.75, 5.0, 5.25}
