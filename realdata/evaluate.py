@@ -1,0 +1,174 @@
+"""Evaluation: every number the toolkit reports about one model on one split.
+
+`evaluate` returns standard error, robust error under a named attack, certified
+error and the unstable-ReLU fraction under a named bound method, per-class
+errors with the accuracy discrepancy of Sanyal et al. (2022) (PAPER.md §1), and
+the alignment of the attack's perturbations with the data's signal direction.
+
+A point is robust only if it is classified correctly and the attack did not
+break it.  A point the bound certifies can never be broken; if an attack does
+break one, the bound or the attack is wrong and `evaluate` stops with an error
+rather than report inconsistent numbers.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from tqdm.auto import tqdm
+
+from realdata.attacks import ATTACKS, check_attack_input, check_box, run_attack
+from realdata.errors import UserError
+from realdata.threats import Threat
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def accuracy_discrepancy(per_class_errors, error: float) -> float:
+    """(max_k R^k − R) / (1 − R) for per-class errors R^k and overall error R.
+
+    0 when every class is equally wrong; 1 when some class is never right.
+    Classes absent from the split are given as None and skipped.  When every
+    point is wrong (R = 1) all classes are equally wrong, so the result is 0.
+    """
+    present = [float(e) for e in per_class_errors if e is not None]
+    if not present:
+        raise UserError("the accuracy discrepancy needs the error of at least one class; the split is empty.")
+    if not all(0.0 <= e <= 1.0 for e in present + [float(error)]):
+        raise UserError(f"errors must lie in [0, 1]; got per-class {present} and overall {error}.")
+    if error >= 1.0:
+        return 0.0
+    return (max(present) - error) / (1.0 - error)
+
+
+def _per_class(wrong: torch.Tensor, y: torch.Tensor, num_classes: int) -> list:
+    counts = torch.bincount(y, minlength=num_classes)
+    errors = torch.bincount(y, weights=wrong.double(), minlength=num_classes)
+    return [float(e / c) if c > 0 else None for e, c in zip(errors.tolist(), counts.tolist())]
+
+
+def _cosine_to_signal(delta: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
+    """Cosine between each non-zero perturbation and its signal direction (zero perturbations dropped)."""
+    d, s = delta.reshape(delta.shape[0], -1).double(), signal.reshape(signal.shape[0], -1).double()
+    norm = d.norm(dim=1)
+    keep = norm > 0
+    return (d[keep] * s[keep]).sum(1) / (norm[keep] * s[keep].norm(dim=1).clamp_min(1e-300))
+
+
+def _model_device(model) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _check_inputs(model, x, y, threat, attack, bound, num_classes, batch_size, box):
+    if x.shape[0] == 0:
+        raise UserError("the split to evaluate is empty; check train_size/test_size or the data directory.")
+    if attack not in ATTACKS:
+        raise UserError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}.")
+    if int(batch_size) < 1:
+        raise UserError(f"the batch size must be at least 1, got {batch_size}.")
+    if bound is not None:
+        from realdata.bounds import BOUND_METHODS
+
+        if bound not in BOUND_METHODS:
+            raise UserError(f"unknown bound method {bound!r}; choose one of {', '.join(BOUND_METHODS)} (or None).")
+    check_attack_input(model, x[:1].to(_model_device(model)), y[:1].to(_model_device(model)), threat, box)
+    check_box(x, box)
+    with torch.no_grad():
+        outputs = model(x[:1].to(_model_device(model))).shape[1]
+    if num_classes is not None and num_classes != outputs:
+        raise UserError(f"the dataset has {num_classes} classes but the model has {outputs} outputs; "
+                        "build the model for this dataset.")
+    if int(y.min()) < 0 or int(y.max()) >= outputs:
+        raise UserError(f"labels range over [{int(y.min())}, {int(y.max())}] but the model has {outputs} outputs; "
+                        "build the model with one output per class.")
+    return outputs
+
+
+def _certify(model, x, y, threat, bound):
+    """Per point, certified or not, and per ReLU unit, unstable or not (counts)."""
+    from realdata.bounds import margin_lower_bounds, preactivation_bounds
+
+    with torch.no_grad():
+        lower = margin_lower_bounds(model, x, y, threat, bound)
+        others = lower.scatter(1, y[:, None], torch.inf)  # entry y is 0 by definition; ignore it
+        certified = (others > 0).all(1)
+        unstable = total = 0
+        for lo, up in preactivation_bounds(model, x, threat, bound):
+            # PAPER.md §3: a unit is unstable when ℓ ≤ 0 ≤ u
+            unstable += int(((lo <= 0) & (up >= 0)).sum())
+            total += lo.numel()
+    return certified, unstable, total
+
+
+def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | None = "coap",
+             num_classes: int | None = None, signal=None, box=None, batch_size: int = DEFAULT_BATCH_SIZE,
+             device=None, progress: bool = True, **attack_options) -> dict:
+    """Evaluate `model` on (x, y) under `threat`; see docs/ARCHITECTURE.md for the keys returned.
+
+    `signal(x, y)` gives the unit signal direction of each point (or is None);
+    `bound=None` skips the certified error and unstable fraction.  The model is
+    evaluated in eval mode on `device` (default: where its parameters are).
+    """
+    y = torch.as_tensor(y)
+    if y.dim() != 1 or y.shape[0] != x.shape[0]:
+        raise UserError(f"expected one label per input: {x.shape[0]} inputs but labels of shape {tuple(y.shape)}.")
+    device = torch.device(device) if device is not None else _model_device(model)
+    # evaluate a copy so the caller's model keeps its device and train/eval mode
+    model = copy.deepcopy(model).to(device).eval()
+    outputs = _check_inputs(model, x, y, threat, attack, bound, num_classes, batch_size, box)
+    num_classes = outputs if num_classes is None else num_classes
+
+    correct, robust, certified, cosines = [], [], [], []
+    unstable = units = 0
+    starts = range(0, x.shape[0], batch_size)
+    for start in tqdm(starts, desc=f"evaluate {attack}", disable=not progress, leave=False):
+        xb = x[start:start + batch_size].to(device)
+        yb = y[start:start + batch_size].to(device)
+        with torch.no_grad():
+            ok = model(xb).argmax(1) == yb
+        # alignment describes the attack on every point, so with a signal all points
+        # are attacked; otherwise misclassified points are not robust anyway
+        target = torch.ones_like(ok) if signal is not None else ok
+        broken = torch.zeros_like(ok)
+        if bool(target.any()):
+            idx = target.nonzero()[:, 0]
+            x_adv = run_attack(attack, model, xb[idx], yb[idx], threat, box=box, **attack_options)
+            if not bool(threat.contains(x_adv - xb[idx]).all()):
+                raise RuntimeError(f"attack {attack!r} left the threat set {threat}; this is a bug in the attack.")
+            with torch.no_grad():
+                broken[idx] = model(x_adv).argmax(1) != yb[idx]
+            direction = signal(xb[idx], yb[idx]) if signal is not None else None
+            if direction is not None:  # a dataset's signal(x, y) is None when it defines none
+                cosines.append(_cosine_to_signal(x_adv - xb[idx], direction.to(device)).cpu())
+        correct.append(ok.cpu())
+        robust.append((ok & ~broken).cpu())
+        if bound is not None:
+            cert, n_unstable, n_units = _certify(model, xb, yb, threat, bound)
+            if bool((cert & broken).any()):
+                raise RuntimeError(f"{int((cert & broken).sum())} points certified by the {bound!r} bound were broken by "
+                                   f"attack {attack!r}; the bound or the attack is unsound.")
+            certified.append(cert.cpu())
+            unstable, units = unstable + n_unstable, units + n_units
+
+    correct, robust = torch.cat(correct), torch.cat(robust)
+    y = y.cpu()
+    standard_error = 1.0 - correct.double().mean().item()
+    robust_error = 1.0 - robust.double().mean().item()
+    per_class_standard = _per_class(~correct, y, num_classes)
+    per_class_robust = _per_class(~robust, y, num_classes)
+    all_cosines = torch.cat(cosines) if cosines else torch.empty(0)
+    return {
+        "n": int(x.shape[0]),
+        "standard_error": standard_error,
+        "robust_error": robust_error,
+        "attack": attack,
+        "certified_error": 1.0 - torch.cat(certified).double().mean().item() if bound is not None else None,
+        "bound": bound,
+        "per_class_standard_error": per_class_standard,
+        "per_class_robust_error": per_class_robust,
+        "acc_disc": accuracy_discrepancy(per_class_standard, standard_error),
+        "robust_acc_disc": accuracy_discrepancy(per_class_robust, robust_error),
+        "unstable_fraction": None if bound is None else (unstable / units if units else 0.0),
+        "alignment": all_cosines.mean().item() if all_cosines.numel() else None,
+    }
