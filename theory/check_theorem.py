@@ -119,6 +119,44 @@ def text_map(grid):
     return lines
 
 
+def _json_floats(values):
+    return [None if math.isnan(v) else v for v in np.asarray(values, dtype=float).tolist()]
+
+
+def exact_boundary(eps_ratios, args):
+    """Per ε/γ: the exact r* above which COAP's one-step risk is higher, and the root of the corrected
+    reduction E[bracket | I*] (the proof's f without its slip and without the weight σ(−J̃))."""
+    from theory.lemma import reduction_ratio
+    from theory.population import critical_ratio
+    eps = args.gamma * eps_ratios
+    return {"eps_ratio": eps_ratios,
+            "critical_ratio": critical_ratio(eps, args.gamma, args.sigma, args.a, args.b, args.theta1),
+            "reduction_ratio": reduction_ratio(eps, args.gamma, args.sigma)}
+
+
+def boundary_disagreements(boundary, grid):
+    """Grid cells whose sign contradicts "COAP worse iff r > r*" (rows without an r* are skipped)."""
+    crit = np.asarray(boundary["critical_ratio"])[:, None]
+    known = np.isfinite(crit) & np.ones(grid.gap.shape, dtype=bool)
+    return int(np.sum(known & ((grid.gap > 0) != (grid.ratio[None, :] > crit))))
+
+
+def boundary_lines(boundary, grid):
+    crit, red = np.asarray(boundary["critical_ratio"]), np.asarray(boundary["reduction_ratio"])
+    known = np.isfinite(crit)
+    if not np.any(known):
+        return ["exact boundary: the one-step gap keeps one sign over the searched r range"]
+    lines = [f"exact boundary: COAP's one-step risk is higher iff r > r*(ε); over ε/γ = "
+             f"{boundary['eps_ratio'][known][0]:g}…{boundary['eps_ratio'][known][-1]:g}, "
+             f"r* runs from {crit[known].max():.4g} down to {crit[known].min():.4g}; grid cells contradicting it: "
+             f"{boundary_disagreements(boundary, grid)}"]
+    both = known & np.isfinite(red)
+    if np.any(both):
+        lines.append(f"  the corrected reduction's root (weight σ(−J̃) dropped) matches r* within "
+                     f"{np.max(np.abs(red[both] / crit[both] - 1)):.1%}")
+    return lines
+
+
 def full_run(args):
     from theory.checks import findings, run_checks
     from theory.population import risk_gap_grid
@@ -128,6 +166,7 @@ def full_run(args):
     ratios = np.geomspace(args.ratio_min, args.ratio_max, args.ratio_steps)
     grid = risk_gap_grid(eps_ratios, ratios, **_setting(args))
     counts = grid.counts()
+    boundary = exact_boundary(eps_ratios, args)
     passed = all(c.passed for c in checks) and counts["violations_in_region"] == 0
     elapsed = time.perf_counter() - start
     if args.json:
@@ -139,7 +178,9 @@ def full_run(args):
             "grid": {**counts, "params": grid.params, "eps_ratio": grid.eps_ratio.tolist(),
                      "ratio": grid.ratio.tolist(), "risk_gap": grid.gap.tolist(),
                      "in_region_map": grid.in_region.tolist(),
-                     "threshold_ratio": [None if math.isnan(t) else t for t in grid.threshold.tolist()]},
+                     "threshold_ratio": _json_floats(grid.threshold)},
+            "boundary": {**{key: _json_floats(value) for key, value in boundary.items()},
+                         "grid_cells_contradicting": boundary_disagreements(boundary, grid)},
             "wall_time_s": elapsed,
         }))
         return 0 if passed else 1
@@ -161,6 +202,7 @@ def full_run(args):
           f"{counts['coap_worse_outside_region']} cases outside it "
           f"(γ={args.gamma:g}, σ={args.sigma:g}, a={args.a:g}, b={args.b:g}, θ₁={args.theta1:g}, η={args.eta:g})")
     print("\n".join(text_map(grid)))
+    print("\n".join(boundary_lines(boundary, grid)))
     print(f"{'PASSED' if passed else 'FAILED'} in {elapsed:.1f} s")
     return 0 if passed else 1
 

@@ -185,33 +185,9 @@ def _factorises():
 
 # ------------------------------------------------------------------------------------ the proof's lemma
 
-@functools.lru_cache(maxsize=1)
-def mismatch_bracket():
-    """(2ε/a)·∂J̃/∂θ₁ on I* with x₁ = γ, θ₁ > 0, z = θ₁·W — a polynomial in W, derived."""
-    grad = dv.derive().margin_grads[("coap", 1, "unstable")]
-    grad = grad.subs({dv.X1: lm.GAMMA, dv.Z: dv.THETA1 * lm.W}).subs(dv.THETA1, _T)
-    return sp.expand(sp.simplify(grad * 2 * dv.EPS / dv.A))
-
-
-def _std_pdf(t):
-    return sp.exp(-t ** 2 / 2) / sp.sqrt(2 * sp.pi)
-
-
-def _std_cdf(t):
-    return (1 + sp.erf(t / sp.sqrt(2))) / 2
-
-
-def corrected_f():
-    """E[γ² − ε² − W² | I*] in the paper's notation: γ²−ε²−v² − v[(γ−ε)φ(β) − (γ+ε)φ(α)]/[Φ(β)−Φ(α)]."""
-    al, be, v = lm.ALPHA_T, lm.BETA_T, lm.V
-    return (lm.GAMMA ** 2 - dv.EPS ** 2 - v ** 2
-            - v * ((lm.GAMMA - dv.EPS) * _std_pdf(be) - (lm.GAMMA + dv.EPS) * _std_pdf(al))
-            / (_std_cdf(be) - _std_cdf(al)))
-
-
 @_check("mismatch_bracket")
 def _bracket():
-    bracket = mismatch_bracket()
+    bracket = lm.mismatch_bracket()
     target = lm.GAMMA ** 2 - dv.EPS ** 2 - lm.W ** 2
     ok = _is_zero(bracket - target)
     return ok, (f"on I*: ∂L_COAP/∂θ₁ = −a·σ(−J̃)/(2ε)·({bracket}) with W = Z/θ₁; the sign of E[g_COAP·1{{I*}}] is "
@@ -221,26 +197,26 @@ def _bracket():
 @_check("truncated_moments")
 def _moments():
     t = sp.Symbol("t", real=True)          # the variable of lemma.normal_antiderivative
-    antideriv = all(_is_zero(sp.diff(lm.normal_antiderivative(k), t) - t ** k * _std_pdf(t)) for k in range(3))
+    antideriv = all(_is_zero(sp.diff(lm.normal_antiderivative(k), t) - t ** k * lm.std_pdf(t)) for k in range(3))
     al, be, v = lm.ALPHA_T, lm.BETA_T, lm.V
-    mass = _std_cdf(be) - _std_cdf(al)
-    first = _is_zero(lm.truncated_moment(1) - v * (_std_pdf(al) - _std_pdf(be)) / mass)
-    second = _is_zero(lm.truncated_moment(2) - v ** 2 * (1 + (al * _std_pdf(al) - be * _std_pdf(be)) / mass))
+    mass = lm.std_cdf(be) - lm.std_cdf(al)
+    first = _is_zero(lm.truncated_moment(1) - v * (lm.std_pdf(al) - lm.std_pdf(be)) / mass)
+    second = _is_zero(lm.truncated_moment(2) - v ** 2 * (1 + (al * lm.std_pdf(al) - be * lm.std_pdf(be)) / mass))
     return antideriv and first and second, ("d/dt of each antiderivative is t^k·φ(t); E[W], E[W²] on I* equal "
                                             "the truncated-normal formulas with α, β")
 
 
 @_check("f_reduction")
 def _f_reduction():
-    derived = lm.derived_f(mismatch_bracket())
-    ok = _is_zero(derived - corrected_f())
+    derived = lm.derived_f(lm.mismatch_bracket())
+    ok = _is_zero(derived - lm.CORRECTED_F)
     return ok, ("E[bracket | I*] = γ²−ε²−σ²r² − σr[(γ−ε)φ(β) − (γ+ε)φ(α)]/[Φ(β)−Φ(α)] "
                 "(the printed f has −2σ²r² and (γ−3ε); see printed_f_is_conservative)")
 
 
 @_check("printed_f_is_conservative")
 def _printed_f():
-    derived = lm.derived_f(mismatch_bracket())
+    derived = lm.derived_f(lm.mismatch_bracket())
     extra = -lm.W * (lm.GAMMA + dv.EPS + lm.W)          # = −W·u/θ₁ on I*
     identity = _is_zero(lm.PRINTED_F - derived - lm.derived_f(extra))
     # On I*, W = −(γ+ε) + 2ελ with λ ∈ (0, 1); with ε < γ both factors of `extra` are positive.
@@ -251,7 +227,7 @@ def _printed_f():
     equal = not _differs(lm.PRINTED_F - derived)
     FINDINGS["printed_f_equals_derivation"] = bool(equal)
     FINDINGS["printed_f_integrand"] = "γ²−ε²−(γ+ε)W−2W²"
-    FINDINGS["derived_f_integrand"] = str(mismatch_bracket())
+    FINDINGS["derived_f_integrand"] = str(lm.mismatch_bracket())
     return identity and positive and not equal, (
         "printed f(r) = E[γ²−ε²−(γ+ε)W−2W² | I*], not E[γ²−ε²−W² | I*]; printed − derived = E[−W·u/θ₁ | I*] > 0 "
         "for ε<γ, so printed f < 0 still implies derived f < 0 (the slip is conservative)")
@@ -324,8 +300,8 @@ def _exponent():
 def _risk_formula():
     theta1, s = sp.symbols("theta1 s", positive=True)
     gamma, eps = lm.GAMMA, dv.EPS
-    printed = (_std_cdf(-(gamma - eps) * theta1 / s - dv.B / (dv.A * s))
-               + _std_cdf(-(gamma - eps) * theta1 / s + dv.B / (dv.A * s))) / 2
+    printed = (lm.std_cdf(-(gamma - eps) * theta1 / s - dv.B / (dv.A * s))
+               + lm.std_cdf(-(gamma - eps) * theta1 / s + dv.B / (dv.A * s))) / 2
     delta = sp.Symbol("delta", positive=True)          # ε < γ written as γ = ε + δ
     slope = sp.simplify(sp.diff(printed, theta1).subs(gamma, eps + delta))
     decreasing = bool(slope.is_negative)

@@ -17,20 +17,33 @@ import functools
 
 import numpy as np
 import sympy as sp
+from scipy import integrate
+from scipy.optimize import brentq
 
+from theory import derivation as dv
 from theory.derivation import EPS
 
 __all__ = [
-    "GAMMA", "SIGMA", "R", "W", "V", "PRINTED_F", "PRINTED_U", "truncation", "normal_antiderivative",
-    "truncated_moment", "derived_f", "printed_threshold_sq", "threshold_ratio", "in_theorem_region", "numeric_f",
+    "GAMMA", "SIGMA", "R", "W", "V", "PRINTED_F", "PRINTED_U", "CORRECTED_F", "std_pdf", "std_cdf", "truncation",
+    "normal_antiderivative", "truncated_moment", "mismatch_bracket", "derived_f", "reduction_value",
+    "reduction_ratio", "log_root", "printed_threshold_sq", "threshold_ratio", "in_theorem_region", "numeric_f",
 ]
 
 GAMMA, SIGMA, R = sp.symbols("gamma sigma r", positive=True)
 W = sp.Symbol("w", real=True)
 V = SIGMA * R                                       # standard deviation of W
 
-_std_pdf = lambda t: sp.exp(-t ** 2 / 2) / sp.sqrt(2 * sp.pi)      # noqa: E731
-_std_cdf = lambda t: (1 + sp.erf(t / sp.sqrt(2))) / 2              # noqa: E731
+
+
+def std_pdf(t):
+    """Standard normal density φ, symbolic."""
+    return sp.exp(-t ** 2 / 2) / sp.sqrt(2 * sp.pi)
+
+
+def std_cdf(t):
+    """Standard normal cdf Φ, symbolic."""
+    return (1 + sp.erf(t / sp.sqrt(2))) / 2
+
 
 #: α and β of the paper: the standardised truncation limits of W.
 ALPHA_T = -(GAMMA + EPS) / (R * SIGMA)
@@ -38,8 +51,13 @@ BETA_T = -(GAMMA - EPS) / (R * SIGMA)
 
 #: The paper's printed reduction (PAPER.md §2), transcribed for comparison only.
 PRINTED_F = (GAMMA ** 2 - EPS ** 2 - 2 * SIGMA ** 2 * R ** 2
-             - SIGMA * R * ((GAMMA - 3 * EPS) * _std_pdf(BETA_T) - (GAMMA + EPS) * _std_pdf(ALPHA_T))
-             / (_std_cdf(BETA_T) - _std_cdf(ALPHA_T)))
+             - SIGMA * R * ((GAMMA - 3 * EPS) * std_pdf(BETA_T) - (GAMMA + EPS) * std_pdf(ALPHA_T))
+             / (std_cdf(BETA_T) - std_cdf(ALPHA_T)))
+
+#: E[γ² − ε² − W² | I*] — what the printed gradient actually reduces to (`theory.checks.f_reduction`).
+CORRECTED_F = (GAMMA ** 2 - EPS ** 2 - V ** 2
+               - V * ((GAMMA - EPS) * std_pdf(BETA_T) - (GAMMA + EPS) * std_pdf(ALPHA_T))
+               / (std_cdf(BETA_T) - std_cdf(ALPHA_T)))
 
 _QUAD = GAMMA ** 2 - 10 * GAMMA * EPS + 13 * EPS ** 2
 #: The paper's printed upper bound u(r) on f(r), transcribed for comparison only.
@@ -64,10 +82,10 @@ def normal_antiderivative(k: int):
     ∫t^k φ = −t^{k−1}φ + (k−1)∫t^{k−2}φ. (sympy's own integrator takes seconds here; `theory.checks`
     verifies d/dt of the result is t^k·φ.)"""
     if k == 0:
-        return _std_cdf(_T)
+        return std_cdf(_T)
     if k == 1:
-        return -_std_pdf(_T)
-    return -_T ** (k - 1) * _std_pdf(_T) + (k - 1) * normal_antiderivative(k - 2)
+        return -std_pdf(_T)
+    return -_T ** (k - 1) * std_pdf(_T) + (k - 1) * normal_antiderivative(k - 2)
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,6 +96,19 @@ def truncated_moment(k: int):
         antiderivative = normal_antiderivative(power)
         return antiderivative.subs(_T, BETA_T) - antiderivative.subs(_T, ALPHA_T)
     return V ** k * mass(k) / mass(0)
+
+
+@functools.lru_cache(maxsize=1)
+def mismatch_bracket():
+    """(2ε/a)·∂J̃/∂θ₁ on I* with x₁ = γ, θ₁ > 0, z = θ₁·W: a polynomial in W, from the derivation.
+
+    COAP's loss gradient there is −a·σ(−J̃)/(2ε)·bracket, so E[bracket | I*] < 0 makes its expected extra
+    gradient positive — up to the weight σ(−J̃), which the proof's reduction drops.
+    """
+    theta = sp.Symbol("theta", positive=True)
+    grad = dv.derive().margin_grads[("coap", 1, "unstable")]
+    grad = grad.subs({dv.X1: GAMMA, dv.Z: dv.THETA1 * W}).subs(dv.THETA1, theta)
+    return sp.expand(sp.simplify(grad * 2 * EPS / dv.A))
 
 
 def derived_f(bracket):
@@ -130,3 +161,52 @@ def _f_func(which):
 def numeric_f(which, eps, ratio, gamma=1.0, sigma=1.0):
     """Evaluate "printed_f" or "printed_u" numerically (numpy-broadcast)."""
     return _f_func(which)(eps, gamma, sigma, ratio)
+
+
+@functools.lru_cache(maxsize=1)
+def _bracket_func():
+    return sp.lambdify((W, EPS, GAMMA), mismatch_bracket(), "math")
+
+
+def _reduction_scalar(eps, ratio, gamma, sigma):
+    v = sigma * ratio
+    lo, hi = -(gamma + eps), -(gamma - eps)
+    bracket = _bracket_func()
+    # The density is renormalised inside the integral so far-tail truncations (small v) keep full precision.
+    shift = min(abs(lo), abs(hi)) ** 2 / (2 * v * v)
+    weight = lambda w: np.exp(-w * w / (2 * v * v) + shift)          # noqa: E731
+    mass = integrate.quad(weight, lo, hi, epsabs=0, epsrel=1e-12)[0]
+    # |bracket| ≤ 4γε on I* and weight ≤ 1 on an interval of width 2ε: an absolute floor far below that scale.
+    floor = 1e-12 * gamma * eps * eps
+    return integrate.quad(lambda w: bracket(w, eps, gamma) * weight(w), lo, hi, epsabs=floor, epsrel=1e-12)[0] / mass
+
+
+def reduction_value(eps, ratio, gamma=1.0, sigma=1.0):
+    """E[bracket | I*] numerically (the proof's reduction with the printed slip corrected), numpy-broadcast."""
+    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (eps, ratio, gamma, sigma)))
+    out = np.empty(arrays[0].shape)
+    for index in np.ndindex(out.shape):
+        out[index] = _reduction_scalar(*(float(a[index]) for a in arrays))
+    return out[()]
+
+
+def reduction_ratio(eps, gamma=1.0, sigma=1.0):
+    """The r where E[bracket | I*] changes sign (negative above it), numpy-broadcast; NaN if none.
+
+    It depends only on ε/γ and σr/γ; as ε → 0 it tends to γ/(√2·σ). Searched over σr/γ ∈ [0.02, 50].
+    """
+    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (eps, gamma, sigma)))
+    out = np.empty(arrays[0].shape)
+    for index in np.ndindex(out.shape):
+        e, g, s = (float(a[index]) for a in arrays)
+        out[index] = log_root(lambda r: _reduction_scalar(e, r, g, s), 0.02 * g / s, 50.0 * g / s)
+    return out[()]
+
+
+def log_root(func, lo, hi, xtol=1e-7):
+    """The r in [lo, hi] where func changes sign (Brent in log r, so `xtol` is relative); NaN if the ends
+    share a sign."""
+    f_lo, f_hi = func(lo), func(hi)
+    if not f_lo * f_hi < 0:
+        return float("nan")
+    return float(np.exp(brentq(lambda t: func(np.exp(t)), np.log(lo), np.log(hi), xtol=xtol)))

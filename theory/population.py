@@ -21,11 +21,11 @@ from scipy import integrate
 from scipy.special import expit, ndtr
 
 from theory import derivation
-from theory.lemma import in_theorem_region, threshold_ratio
+from theory.lemma import in_theorem_region, log_root, threshold_ratio
 
 __all__ = [
     "QUAD_EPSREL", "Gradients", "OneStep", "RiskGapGrid", "expected_gradients", "robust_risk",
-    "risk_increment", "risk_difference", "one_step", "risk_gap_grid", "threshold_ratio", "in_theorem_region",
+    "risk_increment", "risk_difference", "one_step", "risk_gap_grid", "critical_ratio", "threshold_ratio", "in_theorem_region",
 ]
 
 #: Relative tolerance asked of each quadrature piece (the issue asks for ≤ 1e-9 overall).
@@ -267,3 +267,18 @@ def risk_gap_grid(eps_ratios, ratios, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta
         threshold_printed=np.asarray(threshold_ratio(gamma * eps_ratios, gamma, sigma, exponent=4)),
         params={"gamma": gamma, "sigma": sigma, "a": a, "b": b, "theta1": theta1, "eta": eta},
     )
+
+
+def critical_ratio(eps, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0):
+    """The exact r* where E[g_COAP] − E[g_AT] changes sign, numpy-broadcast over all arguments.
+
+    For ε < γ the robust risk falls as θ₁ grows, so after one step of any η > 0 COAP's risk is the higher
+    one exactly when r > r*. Searched over r ∈ [0.05, 20]·γ/σ; NaN where the gap keeps one sign there.
+    """
+    _require_setting(theta1=theta1, eps=eps, gamma=gamma, a=a, b=b)
+
+    def scalar(eps, gamma, sigma, a, b, theta1):
+        def gap(r):
+            return _expected_scalar(theta1, sigma * r * abs(theta1), eps, gamma, a, b)[2]
+        return (log_root(gap, 0.05 * gamma / sigma, 20.0 * gamma / sigma),)
+    return _vectorised(scalar, 1, eps, gamma, sigma, a, b, theta1)[0]

@@ -28,6 +28,7 @@ def test_grid_json_has_the_issue_keys_and_exits_0(capsys):
     assert {"cases", "in_region", "violations_in_region", "coap_worse_outside_region"} <= set(grid)
     assert grid["cases"] == 20 and grid["violations_in_region"] == 0 and grid["in_region"] > 0
     assert data["findings"]["threshold_exponent"] == 3
+    assert data["boundary"]["grid_cells_contradicting"] == 0 and len(data["boundary"]["critical_ratio"]) == 4
 
 
 def test_grid_exits_1_when_a_check_fails(capsys, monkeypatch):

@@ -115,3 +115,19 @@ def test_threshold_ratio_exponents_and_region():
     assert np.isfinite(t3) and t4 > t3           # γ + ε > 1 here, so the printed ⁴ asks for more
     assert pop.in_theorem_region(0.8, t3 * 1.01) and not pop.in_theorem_region(0.8, t3 * 0.99)
     assert not pop.in_theorem_region(0.6, 1e6) and not pop.in_theorem_region(1.0, 1e6)
+
+
+def test_critical_ratio_is_the_exact_sign_change_and_below_the_sufficient_threshold():
+    r_star = pop.critical_ratio([0.3, 0.8])
+    for eps, r in zip((0.3, 0.8), r_star):
+        below, above = pop.one_step(eps, [0.98 * r, 1.02 * r]).risk_gap
+        assert below < 0 < above
+    assert r_star[1] < pop.threshold_ratio(0.8)        # the lemma's condition is sufficient, not sharp
+    # At ε = γ the bracket is −W² < 0 on all of I*: COAP's extra gradient never changes sign, so no r*.
+    assert np.isnan(pop.critical_ratio(1.0))
+
+
+def test_reduction_root_tends_to_gamma_over_sqrt2_sigma():
+    # Small-ε expansion: E[W² | I*] ≈ γ² + ε²/3 − 2γ²ε²/(3σ²r²), so E[γ²−ε²−W²] = 0 at σr = γ/√2.
+    from theory.lemma import reduction_ratio
+    assert reduction_ratio(1e-3, 2.0, 0.5) == pytest.approx(2.0 / (np.sqrt(2) * 0.5), rel=1e-4)

@@ -85,7 +85,7 @@ def test_f_formulas_against_direct_quadrature(eps, ratio):
     def mean(func):
         return integrate.quad(lambda w: func(w) * norm.pdf(w / v) / v, lo, hi, epsabs=0, epsrel=1e-12)[0] / mass
 
-    derived = sp.lambdify((dv.EPS, lm.GAMMA, lm.SIGMA, lm.R), checks.corrected_f(), "scipy")(eps, gamma, sigma, ratio)
+    derived = sp.lambdify((dv.EPS, lm.GAMMA, lm.SIGMA, lm.R), lm.CORRECTED_F, "scipy")(eps, gamma, sigma, ratio)
     assert derived == pytest.approx(mean(lambda w: gamma ** 2 - eps ** 2 - w ** 2), rel=1e-9)
     printed = lm.numeric_f("printed_f", eps, ratio, gamma, sigma)
     assert printed == pytest.approx(mean(lambda w: gamma ** 2 - eps ** 2 - (gamma + eps) * w - 2 * w ** 2), rel=1e-9)
