@@ -36,6 +36,8 @@ def _sigmoid(t):
 
 @dataclass(frozen=True)
 class Check:
+    """The outcome of one named check: pass/fail and a one-line statement of what was compared."""
+
     name: str
     passed: bool
     detail: str

@@ -150,6 +150,7 @@ def robust_risk(theta1, s, eps, gamma=1.0, a=1.0, b=-0.5):
     ½[Φ((−b/a − m)/s) + Φ((b/a − m)/s)] with m = γθ₁ − ε|θ₁|; for θ₁ > 0 this is the paper's
     ½[Φ(−(γ−ε)θ₁/s − b/(as)) + Φ(−(γ−ε)θ₁/s + b/(as))] (checked symbolically in `theory.checks`).
     """
+    _require_setting(s=s, eps=eps, gamma=gamma, a=a, b=b)
     theta1, s, eps, gamma, a, b = (np.asarray(v, dtype=float) for v in (theta1, s, eps, gamma, a, b))
     m = _margin_offset(theta1, eps, gamma)
     return (0.5 * (ndtr((-b / a - m) / s) + ndtr((b / a - m) / s)))[()]
