@@ -101,7 +101,7 @@ def train_config(config: LinearConfig):
                        data_params=data_params(config))
 
 
-def run_one(config: LinearConfig, progress: bool = True):
+def run_one(config: LinearConfig, progress: bool = True, checkpoint=None):
     base = train_config(config)
     dataset = load_dataset("linear", seed=config.seed, **data_params(config))
     threat = build_threat(base, dataset)  # {β e₁ : |β| ≤ ε}
@@ -112,7 +112,7 @@ def run_one(config: LinearConfig, progress: bool = True):
                         num_classes=dataset.num_classes, signal=dataset.signal, box=None,
                         batch_size=2000, progress=progress)
 
-    choice = lr_search(base, config.lrs, dataset, threat, exact, progress=progress)
+    choice = lr_search(base, config.lrs, dataset, threat, exact, progress=progress, checkpoint_prefix=checkpoint)
     metrics = dict(choice.metrics, lr=choice.run.lr, train_error=choice.run.train_error,
                    interpolated=choice.interpolated, train_time_s=choice.run.train_time_s,
                    eval_time_s=choice.eval_time_s)

@@ -162,8 +162,10 @@ def robust_errors(models: dict, config: OneStepConfig, threat, progress: bool) -
     return {name: torch.cat(v).numpy() for name, v in wrong.items()}
 
 
-def run_one(config: OneStepConfig, progress: bool = True):
-    """One seed at one n → (metrics, history, extra) for the record."""
+def run_one(config: OneStepConfig, progress: bool = True, checkpoint=None):
+    """One seed at one n → (metrics, history, extra) for the record.
+
+    `checkpoint` is unused: a step takes seconds, there is nothing worth resuming."""
     theta = initial_theta(config)
     theta1 = float(theta[0])
     norm_rest = float(theta[1:].norm())

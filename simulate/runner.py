@@ -7,11 +7,14 @@ shared command-line flags behave identically in all three.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable
+
+from tqdm.auto import tqdm
 
 from realdata.errors import UserError, parse_list
 from realdata.results import existing_record, make_record, record_path, write_json_atomic
@@ -20,30 +23,38 @@ DEFAULT_OUT = Path("results")
 
 
 def run_configs(kind: str, configs: Iterable, run_one: Callable, name_of: Callable, out=DEFAULT_OUT,
-                force: bool = False, progress: bool = True, log=print) -> list[dict]:
+                force: bool = False, progress: bool = True) -> list[dict]:
     """Run each config unless its record exists; return the records in config order.
 
-    `run_one(config, progress)` returns `(metrics, history, extra)`; `extra` holds
-    additional top-level record fields (e.g. the learning-rate search).  With
-    `out=None` nothing is read or written (used by tests and by `--json` dry runs).
+    `run_one(config, progress, checkpoint)` returns `(metrics, history, extra)`; `extra`
+    holds additional top-level record fields (e.g. the learning-rate search).  `checkpoint`
+    is a path prefix for the run's training checkpoints (beside its record, removed once the
+    record is written) so a killed sweep resumes inside a run, not only between runs.
+    With `out=None` nothing is read or written.
     """
     records = []
-    for config in configs:
+    configs = list(configs)
+    bar = tqdm(configs, desc=f"simulate {kind}", unit="run", disable=not progress or len(configs) < 2,
+               file=sys.stderr)
+    for config in bar:
         name = name_of(config)
         path = record_path(out, name, config) if out is not None else None
         if path is not None and not force:
             done = existing_record(path)
             if done is not None:
                 if progress:
-                    log(f"skip {name}: finished record {path} (pass --force to rerun)")
+                    bar.write(f"skip {name}: finished record {path} (pass --force to rerun)", file=sys.stderr)
                 records.append(done)
                 continue
         start = time.perf_counter()
-        metrics, history, extra = run_one(config, progress)
+        prefix = path.with_suffix("") if path is not None else None
+        metrics, history, extra = run_one(config, progress, prefix)
         record = make_record(kind, name, config, seed=getattr(config, "seed", 0), metrics=metrics,
                              history=history, wall_time_s=round(time.perf_counter() - start, 3), **extra)
         if path is not None:
             write_json_atomic(path, record)
+            for ckpt in path.parent.glob(f"{glob.escape(prefix.name)}*.ckpt"):
+                ckpt.unlink()  # the record now holds everything the checkpoints did
             record["_path"] = str(path)
         records.append(record)
     return records

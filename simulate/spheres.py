@@ -157,13 +157,14 @@ def _per_epoch(config: SpheresConfig, dataset, threat):
     return callback
 
 
-def run_one(config: SpheresConfig, progress: bool = True):
+def run_one(config: SpheresConfig, progress: bool = True, checkpoint=None):
     base = train_config(config)
     dataset = load_dataset("spheres", seed=config.seed, **data_params(config))
     threat = build_threat(base, dataset)
     callback = _per_epoch(config, dataset, threat) if config.per_epoch else None
     final, rank = _evaluators(config, dataset, threat, progress)
-    choice = lr_search(base, config.lrs, dataset, threat, final, select_fn=rank, callback=callback, progress=progress)
+    choice = lr_search(base, config.lrs, dataset, threat, final, select_fn=rank, callback=callback,
+                       progress=progress, checkpoint_prefix=checkpoint)
     metrics = dict(choice.metrics, lr=choice.run.lr, train_error=choice.run.train_error,
                    interpolated=choice.interpolated, train_time_s=choice.run.train_time_s,
                    eval_time_s=choice.eval_time_s)

@@ -48,13 +48,27 @@ def clean_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return (model(x).argmax(1) != y).double().mean().item()
 
 
-def train_at_lr(config: TrainConfig, dataset, threat, callback=None, progress: bool = True) -> Run:
-    """Fit `config` (its lr included); a run whose loss diverged becomes a failed Run."""
+#: Training sets at least this large checkpoint every epoch: there an epoch costs far more than
+#: the ~10 ms a checkpoint write takes, which would otherwise dominate the tiny n = 50 runs.
+CHECKPOINT_MIN_N = 1000
+
+
+def checkpoint_path(prefix, config: TrainConfig, n: int):
+    """Where the run at `config.lr` checkpoints (None: not worth it, or nowhere to write)."""
+    if prefix is None or n < CHECKPOINT_MIN_N:
+        return None
+    return prefix.with_name(f"{prefix.name}-lr{config.lr:g}.ckpt")
+
+
+def train_at_lr(config: TrainConfig, dataset, threat, callback=None, progress: bool = True, checkpoint=None) -> Run:
+    """Fit `config` (its lr included), resuming from `checkpoint` if given; a run whose loss
+    diverged becomes a failed Run."""
     model = build_model(config.arch, dataset, seed=config.seed, width=config.width, depth=config.depth)
     torch.manual_seed(config.seed)  # anything in the loop that draws from the global RNG follows the seed
     began = time.perf_counter()
     try:
-        result = fit(config, dataset, model, threat=threat, callback=callback, progress=progress)
+        result = fit(config, dataset, model, threat=threat, callback=callback, checkpoint=checkpoint,
+                     progress=progress)
     except UserError as err:
         # With a valid config and data, fit's remaining failure is a non-finite loss at this
         # learning rate; the rule simply cannot pick it.
@@ -84,12 +98,17 @@ class Choice:
 
 
 def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, select_fn: Evaluate | None = None,
-              callback=None, progress: bool = True) -> Choice:
+              callback=None, progress: bool = True, checkpoint_prefix=None) -> Choice:
     """Train `base` at each lr of `lrs` and apply the rule; see the module docstring.
 
-    `callback` (realdata.train's per-epoch hook) runs only while re-fitting the chosen rate.
+    `callback` (realdata.train's per-epoch hook) runs only while re-fitting the chosen rate
+    (without a checkpoint: resuming the finished one would skip the hook).
     """
-    runs = [train_at_lr(replace(base, lr=float(lr)), dataset, threat, None, progress) for lr in lrs]
+    n = len(dataset.y_train)
+    runs = []
+    for lr in lrs:
+        config = replace(base, lr=float(lr))
+        runs.append(train_at_lr(config, dataset, threat, None, progress, checkpoint_path(checkpoint_prefix, config, n)))
     if all(run.model is None for run in runs):
         raise UserError(f"{base.method} diverged at every learning rate {', '.join(map(str, lrs))} "
                         f"({runs[0].failure}); try smaller learning rates.")

@@ -1,6 +1,7 @@
 """The linear experiment end to end, and the exact line search against theory's robust risk."""
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -55,3 +56,28 @@ def test_sweep_uses_the_papers_grids():
     eps = {(c.n, c.eps) for c in configs_from_args(args)}
     assert {e for n, e in eps if n == 50} == {3.0, 3.5, 4.0, 4.5, 5.0, 5.5}
     assert {e for n, e in eps if n == 10_000} == {4.0, 4.25, 4.5, 4.75, 5.0, 5.25}
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
+    # n ≥ CHECKPOINT_MIN_N checkpoints every epoch; a run stopped after one epoch is resumed,
+    # not restarted, and the checkpoint is gone once the record is written.
+    from realdata.results import record_path
+    from realdata.train import build_threat, fit
+    from simulate.linear import data_params, train_config
+    from simulate.training import CHECKPOINT_MIN_N, checkpoint_path
+
+    config = LinearConfig(**{**TINY.__dict__, "n": CHECKPOINT_MIN_N, "d": 5, "n_test": 50, "lrs": (0.1,),
+                             "method": "st", "batch_size": 500})
+    base = replace(train_config(config), lr=0.1)
+    ckpt = checkpoint_path(record_path(tmp_path, config.name, config).with_suffix(""), base, config.n)
+    dataset = load_dataset("linear", seed=config.seed, **data_params(config))
+    threat = build_threat(base, dataset)
+    from realdata.models import build_model
+    model = build_model(base.arch, dataset, seed=base.seed, width=base.width, depth=base.depth)
+    torch.manual_seed(base.seed)
+    first = fit(base, dataset, model, threat=threat, checkpoint=ckpt, progress=False, stop_after=1)
+    assert not first.completed and ckpt.exists()
+    (record,) = run_linear(config, out=tmp_path, progress=False)
+    assert [h["epoch"] for h in record["history"]] == [1, 2, 3]
+    assert record["history"][0]["time_s"] == first.history[0]["time_s"]  # the resumed epoch, not a rerun
+    assert not list(tmp_path.glob("*.ckpt"))
