@@ -17,17 +17,20 @@ from realdata.train import train
 
 # uneven shares on purpose: 190 points in batches of 45 end with a batch of 10 (5 + 5),
 # and the 45-point batches split 23 + 22
-DATA = {"d": 10, "n": 190, "n_test": 60}
-ARGS = ["--dataset", "spheres", "--method", "coap", "--eps", "0.5", "--epochs", "3", "--batch-size", "45",
-        "--width", "16", "--data-params", "d=10,n=190,n_test=60", "--eval-steps", "5", "--ramp-epochs", "1",
-        "--lr", "0.05", "--device", "cpu", "--quiet", "--json"]
+# close shells (radii 1 and 2) so that every error is strictly between 0 and 1 and the
+# comparison has something to compare
+DATA = {"d": 10, "r1": 2, "n": 190, "n_test": 60}
+ARGS = ["--dataset", "spheres", "--method", "coap", "--eps", "0.4", "--epochs", "4", "--batch-size", "45",
+        "--width", "16", "--data-params", "d=10,r1=2,n=190,n_test=60", "--eval-steps", "5", "--ramp-epochs", "1",
+        "--optimizer", "adam", "--lr", "0.01", "--device", "cpu", "--quiet", "--json"]
 
 
 @pytest.mark.slow
 def test_two_gloo_processes_match_one(tmp_path):
-    config = make_config("spheres", "coap", eps=0.5, epochs=3, batch_size=45, width=16, data_params=DATA,
-                         eval_steps=5, ramp_epochs=1.0, lr=0.05)
+    config = make_config("spheres", "coap", eps=0.4, epochs=4, batch_size=45, width=16, data_params=DATA,
+                         eval_steps=5, ramp_epochs=1.0, optimizer="adam", lr=0.01)
     single = train(config, out=tmp_path / "one", progress=False)
+    assert all(0 < single["metrics"][k] < 1 for k in ("standard_error", "robust_error", "certified_error"))
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
