@@ -48,6 +48,7 @@ class Context:
 def resolve_device(device: str | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(device)  # torch.device objects too
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device} was asked for but no CUDA GPU is visible; use --device cpu.")
     if device != "cpu" and not device.startswith("cuda"):

@@ -103,10 +103,12 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
                 `Directions` threat for signal-aligned training.  The schedule ramps its ε.
     callback    see `Callback`; runs after every epoch (e.g. alignment, robust error).
     checkpoint  a path: resume from it if it exists, rewrite it after every epoch.
+    device      where to train (default: where the model's parameters are).
     stop_after  train at most this many epochs in this call (then `completed` is False).
     Under torchrun (or with `context`), each process trains on its share of every batch.
     """
-    ctx = context or distributed.setup(device)
+    # a library caller's model stays where it is unless a device is asked for
+    ctx = context or distributed.setup(device if device is not None else str(next(model.parameters()).device))
     dev = ctx.device
     model.to(dev)
     threat = threat if threat is not None else build_threat(config, dataset)

@@ -127,6 +127,7 @@ def test_cli_writes_skips_and_forces(tmp_path, capsys):
     (["--dataset", "digits", "--method", "st", "--eps", "-1"], "non-negative"),
     (["--dataset", "cifar10", "--method", "st", "--data-dir", "/nonexistent/cifar"], "CIFAR-10 was not found at /nonexistent/cifar"),
     (["--dataset", "digits", "--method", "st", "--batch-size", "ten"], "expected an integer"),
+    (["--dataset", "digits", "--method", "st", "--device", "tpu"], "unknown device 'tpu'"),
 ])
 def test_cli_bad_input_is_one_sentence_and_exit_2(tmp_path, capsys, args, message):
     assert run_main(main, args + ["--out", str(tmp_path), "--quiet"]) == 2
