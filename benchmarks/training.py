@@ -17,7 +17,6 @@ meaningful even where absolute speeds are not.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
@@ -33,7 +32,7 @@ from realdata.layers import Normalize
 from realdata.models import ARCHS, build_model
 from realdata.recipes import make_config
 from realdata.threats import L2
-from realdata.train import build_optimizer, fit
+from realdata.train import build_optimizer, fit, stream_seed
 
 
 def _plain_model(arch: str, dataset, seed: int, width) -> nn.Sequential:
@@ -73,7 +72,7 @@ def measure(dataset_name="cifar10", arch="cifar-cnn", width=None, images=500, ba
     ref_model = copy.deepcopy(ours_model)
 
     # the reference sees the batches in the order fit draws them
-    order = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(seed * 2 + 1))
+    order = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(stream_seed(seed, "batches")))
     x, y = data.x_train[order].to(dev), data.y_train[order].to(dev)
 
     # warm-up on throwaway copies: one-time costs (lazy imports such as the optimiser's

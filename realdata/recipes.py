@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 
 from realdata.data import DATASETS
 from realdata.errors import UserError
-from realdata.models import ARCHS
 from realdata.methods import CERTIFIED_METHODS, TRAIN_ATTACKS, TRAIN_METHODS, Schedule, check_method
+from realdata.models import ARCHS
 from realdata.threats import NORMS
 
 OPTIMIZERS = ("sgd", "adam")

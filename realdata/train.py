@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -36,8 +37,10 @@ from tqdm.auto import tqdm
 from realdata import distributed
 from realdata.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from realdata.cli import Parser, add_config_arguments, add_run_arguments, config_overrides, recipe_epilog
+from realdata.data import DATASETS, augment_batch, load_dataset
 from realdata.errors import UserError, run_main
 from realdata.methods import TRAIN_METHODS, training_loss
+from realdata.models import build_model
 from realdata.recipes import INFERRED, TrainConfig, make_config
 from realdata.results import config_hash, existing_record, make_record, record_path, write_json_atomic
 from realdata.threats import Threat, basis_direction, make_threat, random_directions
@@ -83,12 +86,17 @@ def build_optimizer(config: TrainConfig, model: nn.Module):
     return opt, sched
 
 
+def stream_seed(seed: int, stream: str) -> int:
+    """A seed per purpose, so no two random streams of any run (or of two runs with different
+    seeds) start from the same state; build_model draws the initialisation from `seed` itself."""
+    return zlib.crc32(f"{int(seed)}:{stream}".encode())
+
+
 def _generators(config: TrainConfig, device: torch.device) -> dict[str, torch.Generator]:
-    """Two streams: `data` (CPU) orders the batches; `device` drives augmentation and the
-    attack's random starts where the tensors live.  Offsets keep them independent of the
-    model's initialisation, which build_model draws from the seed itself."""
-    data = torch.Generator().manual_seed(config.seed * 2 + 1)
-    dev = torch.Generator(device=device).manual_seed(config.seed * 2 + 2)
+    """`data` (CPU) orders the batches; `device` drives augmentation, the attack's random
+    starts and the bounds' random projections where the tensors live."""
+    data = torch.Generator().manual_seed(stream_seed(config.seed, "batches"))
+    dev = torch.Generator(device=device).manual_seed(stream_seed(config.seed, "train-noise"))
     return {"data": data, "device": dev}
 
 
@@ -149,7 +157,6 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
             idx = order[i * bs:(i + 1) * bs]
             x, y = x_train[idx], y_train[idx]
             if use_augment:
-                from realdata.data import augment_batch
                 x = augment_batch(x, gens["device"])  # whole batch on every process: shares stay consistent
             part = distributed.shard(len(y), ctx)
             xs, ys = x[part], y[part]
@@ -202,7 +209,7 @@ def evaluate_model(config: TrainConfig, dataset, model: nn.Module, threat: Threa
     options = {}
     if config.eval_attack in ("apgd", "apgd-ce", "pgd"):
         # a stream of its own: the evaluation's random starts do not depend on how training went
-        generator = torch.Generator(device=device).manual_seed(config.seed * 2 + 3)
+        generator = torch.Generator(device=device).manual_seed(stream_seed(config.seed, "evaluation"))
         options = {"steps": config.eval_steps, "restarts": config.eval_restarts, "generator": generator}
     elif config.eval_attack == "aa+":
         options = {"seed": config.seed}
@@ -227,9 +234,6 @@ def train(config: TrainConfig, *, out="results", data_dir=None, device=None, for
     when `stop_after` ended the call before the last epoch (the checkpoint is kept: the
     same call resumes) and on every torchrun process but the first.
     """
-    from realdata.data import load_dataset
-    from realdata.models import build_model
-
     record_file, ckpt_file = paths(config, out)
     ctx = distributed.setup(device)
     try:
@@ -299,8 +303,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from realdata.data import DATASETS
-
     args = build_parser().parse_args(argv)
 
     overrides = config_overrides(args)
