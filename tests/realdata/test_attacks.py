@@ -174,8 +174,10 @@ def test_bound_certified_points_are_never_broken():
         for method in bounds.BOUND_METHODS:
             lower = bounds.margin_lower_bounds(model, x, y, threat, method)
             certified = lower.scatter(1, y[:, None], math.inf).amin(1) > 0
-            for name in ["pgd", "apgd"]:
-                x_adv = run_attack(name, model, x, y, threat, steps=20, restarts=1, generator=g)
+            assert certified.any(), (threat, method)
+            for name in ["pgd", "apgd"] + (["line-search"] if isinstance(threat, Directions) else []):
+                options = {} if name == "line-search" else {"steps": 20, "restarts": 1, "generator": g}
+                x_adv = run_attack(name, model, x, y, threat, **options)
                 with torch.no_grad():
                     assert (model(x_adv[certified]).argmax(1) == y[certified]).all(), (threat, method, name)
 
