@@ -24,6 +24,7 @@ import torch
 
 from realdata.relaxation import forward
 from realdata.relaxation.backward import linear_bounds, row_support
+from realdata.relaxation.conjugate import prefix_support
 from realdata.relaxation.graph import Graph, parse, prefix
 from realdata.relaxation.intervals import IntervalPass
 from realdata.relaxation.relu import ADAPTIVE, PARALLEL, ReluRelaxation
@@ -108,9 +109,11 @@ class Engine:
         centre = self.x
         for leaf in chain.nodes:
             centre = leaf.forward(centre)
-        # the rows of an affine prefix do not depend on the example: one support per neuron serves the batch
-        spread = torch.cat([row_support(chain, rows, self.threat) for rows in self._identity_chunks(0, batch=1)], 1)
-        spread = spread.reshape((1,) + self.graph.relu_shapes[0])
+        spread = prefix_support(chain, self.threat, self.x)
+        if spread is None:
+            # the rows of an affine prefix do not depend on the example: one support per neuron serves the batch
+            spread = torch.cat([row_support(chain, rows, self.threat) for rows in self._identity_chunks(0, batch=1)], 1)
+            spread = spread.reshape((1,) + self.graph.relu_shapes[0])
         return centre - spread, centre + spread
 
     def _layer_bounds(self, k: int, relax: list):

@@ -27,6 +27,7 @@ import math
 import torch
 from torch import nn
 
+from realdata.relaxation.conjugate import column_support
 from realdata.relaxation.graph import Block, Chain, Graph, Leaf, Relu
 from realdata.relaxation.relu import PARALLEL, ReluRelaxation
 from realdata.threats import L2, Directions, Linf
@@ -43,12 +44,13 @@ class _Group:
         self.widen = widen  # cols at a ReLU input [b, n, m] → (lo, hi) additions, each [b, m]
 
 
-def _input_group(threat, x, proj, generator) -> _Group:
+def _input_group(threat, x, proj, generator, head: Chain) -> _Group:
+    """The input group at the end of `head` (the affine layers before the first ReLU)."""
     shape = tuple(x.shape[1:])
     n = x[0].numel()
     like = dict(dtype=x.dtype, device=x.device)
     if isinstance(threat, Directions):
-        cols = threat.directions.to(**like).unsqueeze(0)
+        cols = _through(head, threat.directions.to(**like).unsqueeze(0))
         return _Group(cols, lambda p: _symmetric(threat.eps * p.abs().amax(1)))
     if proj is not None and proj < n and isinstance(threat, (Linf, L2)):
         if isinstance(threat, Linf):
@@ -57,14 +59,32 @@ def _input_group(threat, x, proj, generator) -> _Group:
         else:
             cols = torch.randn((1, proj) + shape, generator=generator, **like)
             scale = threat.eps / _GAUSS_MEDIAN
-        return _Group(cols, lambda p: _symmetric(scale * p.abs().median(1).values))
-    cols = torch.eye(n, **like).reshape((1, n) + shape)
+        return _Group(_through(head, cols), lambda p: _symmetric(scale * p.abs().median(1).values))
+    return _Group(_affine_columns(head, x), lambda p: _symmetric(column_support(threat, p, shape)))
 
-    def widen(p):
-        b, k, m = p.shape
-        s = threat.support(p.transpose(1, 2).reshape((b * m,) + shape)).reshape(b, m)
-        return -s, s
-    return _Group(cols, widen)
+
+def _through(head: Chain, cols):
+    for leaf in head.nodes:
+        cols = leaf.linear(cols)
+    return cols
+
+
+def _affine_columns(head: Chain, x) -> torch.Tensor:
+    """The matrix of the affine layers `head` as columns over the input basis, [1, n_in, *out].
+
+    It is built from an identity on its smaller side: pushed forward from the inputs, or
+    pulled back from the outputs and transposed (an MLP's first layer is far narrower
+    than its input, so this avoids an n_in × n_in × width product)."""
+    in_shape = tuple(x.shape[1:])
+    out_shape = head.nodes[-1].out_shape if head.nodes else in_shape
+    n, m = math.prod(in_shape), math.prod(out_shape)
+    eye = torch.eye(min(n, m), dtype=x.dtype, device=x.device).unsqueeze(0)
+    if n <= m:
+        return _through(head, eye.reshape((1, n) + in_shape))
+    rows = eye.reshape((1, m) + out_shape)
+    for leaf in reversed(head.nodes):
+        rows = leaf.transpose(rows)
+    return rows.reshape(1, m, n).transpose(1, 2).reshape((1, n) + out_shape)
 
 
 def _symmetric(s):
@@ -156,8 +176,20 @@ def coap_bounds(graph: Graph, x, threat, first, proj=None, generator=None, chunk
     Forward mode keeps every column of a layer at once (each layer's bounds need
     them all), so `chunk_size` does not apply here."""
     walker = _Forward(graph, x, threat, first, proj, generator)
-    walker.run(graph.root, x, [_input_group(threat, x, proj, generator)])
+    nodes = graph.root.nodes
+    # start at the first ReLU when it is on the main path: its affine head is shared by the batch
+    start = next((i for i, node in enumerate(nodes) if isinstance(node, Relu)), 0)
+    head = Chain(nodes[:start])
+    if not all(isinstance(node, Leaf) for node in head.nodes):
+        start, head = 0, Chain([])
+    walker.run(Chain(nodes[start:]), _through_forward(head, x), [_input_group(threat, x, proj, generator, head)])
     return walker.bounds
+
+
+def _through_forward(head: Chain, x):
+    for leaf in head.nodes:
+        x = leaf.forward(x)
+    return x
 
 
 def _column_cost(leaf: Leaf) -> int:

@@ -12,22 +12,8 @@ from __future__ import annotations
 import torch
 
 from realdata.relaxation.backward import linear_bounds
+from realdata.relaxation.conjugate import box_radius
 from realdata.relaxation.graph import Block, Chain, Graph, Leaf, Relu
-
-_ROWS = 1024  # identity rows per support evaluation when building the input box
-
-
-def input_radius(threat, x: torch.Tensor) -> torch.Tensor:
-    """Half-widths of the smallest box around the threat set → shaped like one input."""
-    n = x[0].numel()
-    parts = []
-    for start in range(0, n, _ROWS):
-        rows = torch.arange(start, min(n, start + _ROWS), device=x.device)
-        eye = torch.zeros(len(rows), n, dtype=x.dtype, device=x.device)
-        eye[torch.arange(len(rows), device=x.device), rows] = 1
-        parts.append(threat.support(eye.reshape((len(rows),) + tuple(x.shape[1:]))))
-    return torch.cat(parts).reshape(x.shape[1:])
-
 
 def tail_start(root: Chain) -> int:
     """Index of the first node of the trailing run of affine leaves."""
@@ -47,7 +33,7 @@ class IntervalPass:
         self.first_bounds = first_bounds
         self.bounds = [None] * graph.num_relus
         self.cut = tail_start(graph.root)
-        radius = input_radius(threat, x).expand_as(x)
+        radius = box_radius(threat, x).expand_as(x)
         self.box = self._run(Chain(graph.root.nodes[:self.cut]), x, radius)
 
     def _run(self, chain: Chain, c: torch.Tensor, r: torch.Tensor):
