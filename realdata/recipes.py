@@ -270,7 +270,7 @@ def make_config(dataset: str, method: str, recipe: str = "quick", **overrides) -
 
 def describe_recipes() -> str:
     """A compact table of every recipe for --help; INFERRED values carry a '*'."""
-    shown = ("arch", "train_size", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+    shown = ("eps", "arch", "width", "depth", "train_size", "test_size", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
              "lr_milestones", "lr_gamma", "grad_clip", "warmup_epochs", "ramp_epochs", "eps_start", "kappa_start",
              "attack_steps", "proj", "eval_bound")
     lines = []
@@ -285,7 +285,7 @@ def describe_recipes() -> str:
                     continue
                 if name == "attack_steps" and method != "at":
                     continue
-                if value == getattr(default, name) and name not in ("arch", "epochs", "lr", "optimizer", "batch_size"):
+                if value == getattr(default, name) and name not in ("eps", "arch", "epochs", "lr", "optimizer", "batch_size"):
                     continue
                 text = ",".join(map(str, value)) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else str(value)
                 parts.append(f"{name}={text}{'*' if name in inferred else ''}")
