@@ -101,6 +101,31 @@ def _certify(model, x, y, threat, bound):
     return certified, unstable, total
 
 
+def _attack_batch(model, x, y, threat, attack, signal, box, attack_options):
+    """Per point of one batch: classified correctly, broken by the attack; and the alignment cosines."""
+    with torch.no_grad():
+        ok = model(x).argmax(1) == y
+    # alignment describes the attack on every point, so with a signal all points
+    # are attacked; otherwise misclassified points are not robust anyway
+    target = torch.ones_like(ok) if signal is not None else ok
+    broken, cosines = torch.zeros_like(ok), None
+    if bool(target.any()):
+        idx = target.nonzero()[:, 0]
+        x_adv = run_attack(attack, model, x[idx], y[idx], threat, box=box, **attack_options)
+        if not bool(threat.contains(x_adv - x[idx]).all()):
+            raise RuntimeError(f"attack {attack!r} left the threat set {threat}; this is a bug in the attack.")
+        with torch.no_grad():
+            broken[idx] = model(x_adv).argmax(1) != y[idx]
+        direction = signal(x[idx], y[idx]) if signal is not None else None
+        if direction is not None:  # a dataset's signal(x, y) is None when it defines none
+            cosines = _cosine_to_signal(x_adv - x[idx], direction.to(x.device)).cpu()
+    return ok, broken, cosines
+
+
+def _error(wrong: torch.Tensor) -> float:
+    return wrong.double().mean().item()
+
+
 def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | None = "coap",
              num_classes: int | None = None, signal=None, box=None, batch_size: int = DEFAULT_BATCH_SIZE,
              device=None, progress: bool = True, **attack_options) -> dict:
@@ -123,38 +148,23 @@ def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | Non
     unstable = units = 0
     starts = range(0, x.shape[0], batch_size)
     for start in tqdm(starts, desc=f"evaluate {attack}", disable=not progress, leave=False):
-        xb = x[start:start + batch_size].to(device)
-        yb = y[start:start + batch_size].to(device)
-        with torch.no_grad():
-            ok = model(xb).argmax(1) == yb
-        # alignment describes the attack on every point, so with a signal all points
-        # are attacked; otherwise misclassified points are not robust anyway
-        target = torch.ones_like(ok) if signal is not None else ok
-        broken = torch.zeros_like(ok)
-        if bool(target.any()):
-            idx = target.nonzero()[:, 0]
-            x_adv = run_attack(attack, model, xb[idx], yb[idx], threat, box=box, **attack_options)
-            if not bool(threat.contains(x_adv - xb[idx]).all()):
-                raise RuntimeError(f"attack {attack!r} left the threat set {threat}; this is a bug in the attack.")
-            with torch.no_grad():
-                broken[idx] = model(x_adv).argmax(1) != yb[idx]
-            direction = signal(xb[idx], yb[idx]) if signal is not None else None
-            if direction is not None:  # a dataset's signal(x, y) is None when it defines none
-                cosines.append(_cosine_to_signal(x_adv - xb[idx], direction.to(device)).cpu())
+        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        ok, broken, cos = _attack_batch(model, xb, yb, threat, attack, signal, box, attack_options)
         correct.append(ok.cpu())
         robust.append((ok & ~broken).cpu())
+        if cos is not None:
+            cosines.append(cos)
         if bound is not None:
             cert, n_unstable, n_units = _certify(model, xb, yb, threat, bound)
-            if bool((cert & broken).any()):
-                raise RuntimeError(f"{int((cert & broken).sum())} points certified by the {bound!r} bound were broken by "
-                                   f"attack {attack!r}; the bound or the attack is unsound.")
+            unsound = cert & (broken | ~ok)  # x itself lies in the set, so a certified point is correct too
+            if bool(unsound.any()):
+                raise RuntimeError(f"{int(unsound.sum())} points certified by the {bound!r} bound were misclassified or "
+                                   f"broken by attack {attack!r}; the bound or the attack is unsound.")
             certified.append(cert.cpu())
             unstable, units = unstable + n_unstable, units + n_units
 
-    correct, robust = torch.cat(correct), torch.cat(robust)
-    y = y.cpu()
-    standard_error = 1.0 - correct.double().mean().item()
-    robust_error = 1.0 - robust.double().mean().item()
+    correct, robust, y = torch.cat(correct), torch.cat(robust), y.cpu()
+    standard_error, robust_error = _error(~correct), _error(~robust)
     per_class_standard = _per_class(~correct, y, num_classes)
     per_class_robust = _per_class(~robust, y, num_classes)
     all_cosines = torch.cat(cosines) if cosines else torch.empty(0)
@@ -163,7 +173,7 @@ def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | Non
         "standard_error": standard_error,
         "robust_error": robust_error,
         "attack": attack,
-        "certified_error": 1.0 - torch.cat(certified).double().mean().item() if bound is not None else None,
+        "certified_error": _error(~torch.cat(certified)) if bound is not None else None,
         "bound": bound,
         "per_class_standard_error": per_class_standard,
         "per_class_robust_error": per_class_robust,
