@@ -100,6 +100,18 @@ def _generators(config: TrainConfig, device: torch.device) -> dict[str, torch.Ge
     return {"data": data, "device": dev}
 
 
+def _plain(value):
+    """Callback values as plain Python numbers and lists: the checkpoint is loaded with
+    weights_only (no arbitrary pickles), which refuses numpy scalars and arrays."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy and torch, scalars and arrays
+        return value.tolist()
+    return value
+
+
 # --------------------------------------------------------------------------- the training loop
 
 def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None = None,
@@ -187,7 +199,7 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
         if config.method in ("crown-ibp", "ibp"):
             entry.update(beta=step.beta if config.method == "crown-ibp" else 0.0, kappa=step.kappa)
         if callback is not None:
-            entry.update(callback(epoch + 1, model, entry) or {})
+            entry.update(_plain(callback(epoch + 1, model, entry) or {}))
         history.append(entry)
         if checkpoint is not None and ctx.is_main:
             save_checkpoint(checkpoint, {

@@ -56,15 +56,29 @@ def test_record_has_the_keys_figures_read(tmp_path):
     assert betas[-1] == 0.0 and betas[0] == 1.0
 
 
-def test_callback_rows_land_in_the_history(digits_small=None):
+def test_callback_rows_land_in_the_history_and_survive_a_resume(tmp_path):
+    import numpy as np
+
     from realdata.data import load_dataset
     from realdata.models import build_model
 
     data = load_dataset("digits", train_size=60, test_size=10)
+    config = _tiny("st", epochs=3)
     seen = []
-    result = fit(_tiny("st", epochs=2), data, build_model("mlp", data, seed=0, width=8, depth=1), progress=False,
-                 callback=lambda epoch, model, row: seen.append(epoch) or {"probe": epoch * 10})
-    assert seen == [1, 2] and [row["probe"] for row in result.history] == [10, 20]
+
+    def callback(epoch, model, row):
+        seen.append(epoch)
+        return {"probe": np.float64(epoch * 10), "curve": torch.arange(2) * epoch}
+
+    def run(**kw):
+        model = build_model("mlp", data, seed=0, width=8, depth=1)
+        return fit(config, data, model, progress=False, callback=callback, checkpoint=tmp_path / "c.ckpt", **kw)
+
+    assert not run(stop_after=2).completed
+    result = run()
+    assert seen == [1, 2, 3] and result.resumed_from == 2
+    assert [row["probe"] for row in result.history] == [10.0, 20.0, 30.0]
+    assert result.history[2]["curve"] == [0, 3]
 
 
 def test_paper_recipes_hold_the_papers_values():
