@@ -260,6 +260,9 @@ def report(record: dict) -> str:
             rows.append({"q": f"robust error on {c['n_test']} fresh pts, {method.upper()} vs R_ε",
                          "f": m[f"empirical_risk_{method}"], "se": m[f"empirical_risk_{method}_se"],
                          "p": m[f"risk_{method}"], "z": m[f"empirical_risk_{method}_z"]})
+        rows.append({"q": "  its gap COAP−AT (paired) vs R_ε gap", "f": m["empirical_risk_gap"],
+                     "se": m["empirical_risk_gap_se"], "p": m["risk_gap"],
+                     "z": _z(m["empirical_risk_gap"] - m["risk_gap"], m["empirical_risk_gap_se"])})
     table = format_table(rows, [("q", "quantity", "{}"), ("f", "finite sample", "{:.6g}"), ("se", "SE", "{:.2g}"),
                                 ("p", "population", "{:.6g}"), ("z", "diff/SE", "{:+.2f}")])
     verdict = (f"COAP's robust risk after the step is {'above' if m['coap_worse'] else 'not above'} AT's at this n "

@@ -18,7 +18,8 @@ def test_tiny_runs_write_records_with_per_epoch_history(tmp_path):
         assert m["standard_error"] <= m["robust_error"] <= m["certified_error"]
         assert 0 <= m["unstable_fraction"] <= 1 and -1 <= m["alignment"] <= 1
         assert [h["epoch"] for h in record["history"]] == [1, 2, 3]
-        assert all(-1 <= h["alignment"] <= 1 and 0 <= h["robust_error"] <= 1 for h in record["history"])
+        assert all(-1 <= h["alignment"] <= 1 and 0 <= h["robust_error"] <= 1 and 0 <= h["unstable_fraction"] <= 1
+                   for h in record["history"])
     assert "COAP" in table(records) and "cos(δ,signal)" in table(records)
 
 
