@@ -26,6 +26,7 @@ import torch
 
 from realdata.bounds import margin_lower_bounds, robust_loss
 from realdata.models import build_model
+from realdata.relaxation.reference import to_convex_adversarial
 from realdata.threats import L2, Linf
 
 
@@ -111,9 +112,11 @@ def _reference(model, x, y, threat):
 
     norm_type = "l1" if isinstance(threat, Linf) else "l2"
 
+    net = to_convex_adversarial(model)
+
     def job():
         model.zero_grad()
-        loss, _ = ca_robust_loss(model, threat.eps, x, y, norm_type=norm_type)
+        loss, _ = ca_robust_loss(net, threat.eps, x, y, norm_type=norm_type)
         loss.backward()
         return loss.item()
     return job

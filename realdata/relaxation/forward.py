@@ -102,7 +102,13 @@ def _slack_exact(relax: ReluRelaxation):
     b_idx, j_idx = mask.nonzero(as_tuple=True)
     w = relax.intercept.reshape(B, -1)[b_idx, j_idx]
     cols = relax.d.new_zeros(B, n, mask.shape[1]).index_put((b_idx, rank[b_idx, j_idx], j_idx), w)
-    return _Group(cols.reshape((B, n) + shape), lambda p: (p.clamp(max=0).sum(1), p.clamp(min=0).sum(1)))
+    return _Group(cols.reshape((B, n) + shape), _split_sum)
+
+
+def _split_sum(p):
+    """(Σ min(p, 0), Σ max(p, 0)) over the columns, from Σp and Σ|p|."""
+    total, size = p.sum(1), p.abs().sum(1)
+    return (total - size) / 2, (total + size) / 2
 
 
 def _slack_projected(relax: ReluRelaxation, k: int, generator):

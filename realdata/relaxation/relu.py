@@ -46,9 +46,13 @@ class ReluRelaxation:
         parallel rule only, else None) an upper bound of Λᵀ·relu(z), each [b', m].
         """
         d = self.d.unsqueeze(1)
-        slack = (self.intercept.unsqueeze(1) * lam).flatten(2)
+        flat = lam.flatten(2)
+        w = self.intercept.reshape(self.intercept.shape[0], -1, 1)
         if self.parallel:
-            return d * lam, slack.clamp(max=0).sum(-1), slack.clamp(min=0).sum(-1)
-        alpha = self.alpha.unsqueeze(1)
-        lam_in = alpha * lam.clamp(min=0) + d * lam.clamp(max=0)
-        return lam_in, slack.clamp(max=0).sum(-1), None
+            # Σ w·min(λ, 0) and Σ w·max(λ, 0) (w ≥ 0) from ⟨λ, w⟩ and ⟨|λ|, w⟩: two contractions
+            # instead of two clamped copies of λ
+            total, size = (flat @ w).squeeze(-1), (flat.abs() @ w).squeeze(-1)
+            return d * lam, (total - size) / 2, (total + size) / 2
+        neg = lam.clamp(max=0)
+        lam_in = self.alpha.unsqueeze(1) * (lam - neg) + d * neg
+        return lam_in, (neg.flatten(2) @ w).squeeze(-1), None

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from realdata.layers import Normalize, Residual
+from realdata.layers import Normalize
 from realdata.models import build_model
 
 
@@ -54,22 +54,6 @@ def _init(model, g, dtype):
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) / fan_in ** 0.5)
                 m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
     return model.to(dtype)
-
-
-def to_convex_adversarial(model: nn.Sequential):
-    """The same network as convex_adversarial's DenseSequential (Residual → Dense layers)."""
-    from convex_adversarial.utils import Dense, DenseSequential
-
-    layers = []
-    for m in model:
-        if isinstance(m, Residual):
-            conv_a, relu, conv_b = m.main
-            skip = nn.Sequential() if isinstance(m.skip, nn.Identity) else m.skip
-            # Dense(W0, None, W2) reads (block input, conv_a output, relu output)
-            layers += [Dense(conv_a), nn.ReLU(), Dense(skip, None, conv_b)]
-        else:
-            layers.append(m)
-    return DenseSequential(*layers)
 
 
 def relu_inputs(model: nn.Module, x: torch.Tensor) -> list:

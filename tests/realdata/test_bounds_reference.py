@@ -6,8 +6,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-mode=importlib
-from bounds_helpers import cnn, mlp, resnet, to_convex_adversarial
+from bounds_helpers import cnn, mlp, resnet
 from realdata.bounds import margin_lower_bounds, preactivation_bounds, robust_loss
+from realdata.relaxation.reference import to_convex_adversarial
 from realdata.threats import L2, Linf
 
 convex_adversarial = pytest.importorskip("convex_adversarial")
