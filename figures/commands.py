@@ -1,10 +1,48 @@
-"""The commands that write each kind of record, shown in a panel whose records are missing.
+"""The CPU-scale experiments behind the poster, as command lines and as the grid that
+`--run-missing quick` runs through the experiments' own Python APIs — one definition of both.
 
-They name the experiments' own CLIs at their CPU-quick scale; `python -m figures.poster
---run-missing quick` runs the same experiments through their Python APIs.
+The simulate experiments own their quick configurations (`simulate.<kind>.quick_configs`);
+only the training grid of the error-curve panel is chosen here, because it is a choice
+about which columns the poster shows.
 """
-TRAIN_COMMAND = "python -m realdata.sweep --recipe quick --out results"
-SPHERES_COMMAND = "python -m simulate.spheres --preset quick --out results"
-LINEAR_COMMAND = "python -m simulate.linear --preset quick --out results"
-ONE_STEP_COMMAND = "python -m simulate.one_step --out results"
+from __future__ import annotations
+
+from figures.style import eps_formatter
+
 POSTER_COMMAND = "python -m figures.poster --run-missing quick"
+QUICK_TRAIN_METHODS = ("at", "coap", "crown-ibp")
+# ℓ2 budgets in input space. Digits (8×8, pixels in [0, 1]) stand in for MNIST because they
+# need no files and train in seconds; CIFAR-10 uses two of the poster's budgets, as each
+# quick CIFAR cell costs minutes on a CPU.
+QUICK_TRAIN_GRID = {
+    "digits": (0.1, 0.25, 0.5, 1.0),
+    "cifar10": (36 / 255, 108 / 255),
+}
+# Datasets that fill the poster's "MNIST-format" column; records of any one of them count.
+MNIST_FORMAT = ("mnist", "fashion-mnist", "digits")
+
+
+def _eps_list(values) -> str:
+    fmt = eps_formatter(values)
+    return ",".join(fmt(v) for v in values)
+
+
+def train_command(dataset: str, out: str = "results") -> str:
+    return (f"python -m realdata.sweep --dataset {dataset} --methods {','.join(QUICK_TRAIN_METHODS)} "
+            f"--eps {_eps_list(QUICK_TRAIN_GRID[dataset])} --recipe quick --out {out}")
+
+
+def train_commands(out: str = "results") -> list[str]:
+    return [train_command(dataset, out) for dataset in QUICK_TRAIN_GRID]
+
+
+def spheres_command(out: str = "results") -> str:
+    from simulate.spheres import METHODS, QUICK_EPS
+    return (f"python -m simulate.spheres --preset quick --methods {','.join(METHODS)} "
+            f"--eps {_eps_list(QUICK_EPS)} --per-epoch --out {out}")
+
+
+def linear_command(out: str = "results") -> str:
+    from simulate.linear import METHODS, PRESETS, QUICK_EPS
+    return (f"python -m simulate.linear --preset quick --n {PRESETS['quick'].n} --methods {','.join(METHODS)} "
+            f"--eps {_eps_list(QUICK_EPS)} --out {out}")

@@ -6,7 +6,7 @@ eps, seed; metrics standard_error, robust_error, acc_disc, robust_acc_disc.
 """
 from __future__ import annotations
 
-from figures.commands import TRAIN_COMMAND
+from figures.commands import MNIST_FORMAT, train_command
 from figures.curves import add_figure_legend, format_eps_axis, plot_method_curves
 from figures.records import pooled_settings, series
 from figures.spec import FigureSpec
@@ -30,6 +30,17 @@ def columns(records) -> list[tuple]:
     return sorted(pairs, key=lambda p: (dataset_sort_key(p[0]), str(p[1])))
 
 
+def missing_columns(records) -> list[str]:
+    """The poster's columns (MNIST-format data, CIFAR-10) that have no records at all."""
+    datasets = {r["config"].get("dataset") for r in records}
+    missing = []
+    if not datasets & set(MNIST_FORMAT):
+        missing.append("digits")
+    if "cifar10" not in datasets:
+        missing.append("cifar10")
+    return missing
+
+
 def grid_series(records, metrics=METRICS) -> dict:
     """`{metric: {(dataset, norm, method): [Point, ...]}}` — mean ± std over seeds per ε."""
     return {metric: series(records, GROUP_KEYS, "eps", metric) for metric, _ in metrics}
@@ -39,24 +50,31 @@ def column_title(dataset, norm, several_norms: bool) -> str:
     return f"{dataset_label(dataset)} ({norm_label(norm)})" if several_norms else dataset_label(dataset)
 
 
-def draw_grid(fig, records, metrics=METRICS, legend_loc="outside upper center") -> list[str]:
-    """Fill `fig` with the grid; without records, with the command that produces them."""
-    if not records:
-        ax = fig.add_subplot()
-        message_panel(ax, "Standard error, robust error and fairness against ε",
-                      ["No training records yet (kind 'train').", "Run the sweep to produce them:"],
-                      TRAIN_COMMAND)
-        return ["error grid: no train records; run: " + TRAIN_COMMAND]
+def draw_grid(fig, records, metrics=METRICS, legend_loc="outside upper center", results_dir="results") -> list[str]:
+    """Fill `fig` with the grid; a poster column without records shows the command that
+    produces them (spanning the column) instead of plots."""
     cols = columns(records)
+    missing = missing_columns(records)
     several_norms = len({n for _, n in cols}) > 1
     data = grid_series(records, metrics)
-    axes = fig.subplots(len(metrics), len(cols), sharex="col", squeeze=False)
-    methods_drawn = []
-    for j, (dataset, norm) in enumerate(cols):
-        eps_values = [p.x for s in data[metrics[0][0]].items() if s[0][:2] == (dataset, norm) for p in s[1]]
+    layout = [("data", c) for c in cols] + [("missing", d) for d in missing]
+    gs = fig.add_gridspec(len(metrics), len(layout))
+    methods_drawn, lines = [], []
+    for j, (what, column) in enumerate(layout):
+        if what == "missing":
+            command = train_command(column, results_dir)
+            message_panel(fig.add_subplot(gs[:, j]), dataset_label(column) if column == "cifar10" else "MNIST-format data",
+                          ["No training records yet (kind 'train').", "Produce them with:"],
+                          command.replace(" --eps", "\n--eps"))
+            lines.append(f"error grid: no {dataset_label(column)} records; run: {command}")
+            continue
+        dataset, norm = column
+        eps_values = [p.x for key, pts in data[metrics[0][0]].items() if key[:2] == column for p in pts]
+        first = None
         for i, (metric, label) in enumerate(metrics):
-            ax = axes[i, j]
-            by_method = {m: pts for (d, n, m), pts in data[metric].items() if (d, n) == (dataset, norm)}
+            ax = fig.add_subplot(gs[i, j], sharex=first)
+            first = first or ax
+            by_method = {m: pts for (d, n, m), pts in data[metric].items() if (d, n) == column}
             methods_drawn += plot_method_curves(ax, by_method)
             ax.set_ylim(bottom=0)
             if i == 0:
@@ -68,7 +86,7 @@ def draw_grid(fig, records, metrics=METRICS, legend_loc="outside upper center") 
             else:
                 ax.tick_params(labelbottom=False)
     add_figure_legend(fig, methods_drawn, legend_loc)
-    return summarize(data, cols, metrics) + pooled_settings(records, ("dataset", "norm", "method", "eps"))
+    return lines + summarize(data, cols, metrics) + pooled_settings(records, ("dataset", "norm", "method", "eps"))
 
 
 def summarize(data, cols, metrics=METRICS) -> list[str]:
@@ -95,7 +113,7 @@ def summarize(data, cols, metrics=METRICS) -> list[str]:
 
 
 def draw(fig, results) -> list[str]:
-    return draw_grid(fig, results.of(KIND))
+    return draw_grid(fig, results.of(KIND), results_dir=results.directory)
 
 
 SPEC = FigureSpec("error_grid", "Errors and fairness against ε", (11, 11), draw)

@@ -6,7 +6,7 @@ standard_error, robust_error.
 """
 from __future__ import annotations
 
-from figures.commands import LINEAR_COMMAND
+from figures.commands import linear_command
 from figures.curves import add_figure_legend, format_eps_axis, plot_method_curves
 from figures.records import pooled_settings, series
 from figures.spec import FigureSpec
@@ -58,8 +58,9 @@ def draw(fig, results) -> list[str]:
     ns = sizes(records)
     if not ns:
         message_panel(fig.add_subplot(), "Linear distribution (theorem's data, two-layer net)",
-                      ["No linear records yet (kind 'linear').", "Produce them with:"], LINEAR_COMMAND)
-        return ["linear: no linear records; run: " + LINEAR_COMMAND]
+                      ["No linear records yet (kind 'linear').", "Produce them with:"],
+                      linear_command(results.directory))
+        return ["linear: no linear records; run: " + linear_command(results.directory)]
     axes = fig.subplots(len(METRICS), len(ns), squeeze=False)
     drawn = []
     for j, n in enumerate(ns):

@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 
 from figures import error_grid, linear, relaxation, spheres, theorem
-from figures.commands import LINEAR_COMMAND, POSTER_COMMAND
+from figures.commands import POSTER_COMMAND, QUICK_TRAIN_GRID, QUICK_TRAIN_METHODS, linear_command
 from figures.records import Results, load_results, parse_where
 from figures.spec import render
 from figures.style import message_panel, new_figure, save_figure, style_context
 from figures.text_panels import BOUNDS, FAIRNESS, HEADER_COLOR, OBJECTIVE, THEOREM, draw_blocks
-from realdata.errors import UserError, run_main
+from figures.run_missing import check_datasets, run_missing
+from realdata.errors import UserError, parse_list, run_main
 
 A0_LANDSCAPE_IN = (1189 / 25.4, 841 / 25.4)
 # Every size of the stand-alone style times this: body text ≈ 24 pt, readable from ~2 m.
@@ -67,7 +68,8 @@ def draw_left(fig, fontsize, key_lines):
 
 def draw_centre(fig, results, fontsize):
     section(fig, "Certified training falls behind AT as ε grows", fontsize * 1.35)
-    return error_grid.draw_grid(fig, results.of(error_grid.KIND), legend_loc="outside lower center")
+    return error_grid.draw_grid(fig, results.of(error_grid.KIND), legend_loc="outside lower center",
+                                results_dir=results.directory)
 
 
 def draw_spheres_panel(fig, results, fontsize):
@@ -77,7 +79,7 @@ def draw_spheres_panel(fig, results, fontsize):
     spheres.draw_sketch(axes[0, 0])
     if not records:
         for ax in (axes[0, 1], axes[1, 0], axes[1, 1]):
-            spheres.missing(ax, "")
+            spheres.missing(ax, "", results.directory)
         return ["spheres: no records"]
     spheres.draw_vs_eps(axes[0, 1], records, "robust_error", "Robust error")
     eps = spheres.large_eps(records)
@@ -101,10 +103,11 @@ def draw_theorem_panel(fig, results, fontsize, setting):
     draw_blocks(text_fig.add_subplot(), THEOREM, size, width_chars=int(column_chars(2, size) * 0.49))
     ax = plot_fig.add_subplot()
     grid = theorem.risk_gap_map(setting)
-    handles = theorem.draw_map(ax, grid, colorbar_fig=plot_fig, legend=False)
+    simulations = theorem.one_step_rows(results.of(theorem.KIND), setting)
+    handles = theorem.draw_map(ax, grid, colorbar_fig=plot_fig, legend=False, simulations=simulations)
     # Under the statement: below the map the legend would squeeze it, inside it would hide it.
     text_fig.legend(handles=handles, loc="lower left", ncols=2, frameon=False, fontsize="small")
-    return theorem.summarize(grid, theorem.gradient_curves(setting))
+    return theorem.summarize(grid, theorem.gradient_curves(setting), simulations)
 
 
 def draw_linear_panel(fig, results, fontsize):
@@ -112,7 +115,8 @@ def draw_linear_panel(fig, results, fontsize):
     records = results.of(linear.KIND)
     sizes = linear.sizes(records)
     if not sizes:
-        message_panel(fig.add_subplot(), "", ["No linear records yet."], LINEAR_COMMAND)
+        message_panel(fig.add_subplot(), "", ["No linear records yet. Produce them with:"],
+                      linear_command(results.directory).replace(" --methods", "\n--methods"))
         return []
     axes = fig.subplots(1, len(sizes), squeeze=False)[0]
     for ax, n in zip(axes, sizes):
@@ -150,7 +154,7 @@ def compose_poster(results: Results, out_dir, setting, dpi: int = 100) -> list[P
         top.text(0.5, 0.62, TITLE, ha="center", va="center", color="white", fontsize=fontsize * 2.6,
                  fontweight="bold")
         top.text(0.5, 0.2, AUTHORS, ha="center", va="center", color="white", fontsize=fontsize * 1.1)
-        top.text(0.995, 0.06, f"drawn from {results.count} records in {results.directory} by {POSTER_COMMAND}",
+        top.text(0.995, 0.06, f"drawn by python -m figures.poster from {results.count} records in {results.directory}",
                  ha="right", va="bottom", color="white", fontsize=fontsize * 0.5)
         left, centre, right = body.subfigures(1, 3, width_ratios=COLUMN_RATIOS, wspace=0.015)
         draw_left(left, fontsize, key_numbers(results, setting))
@@ -173,8 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="figures-out", help="directory for the figures and the poster "
                         "(default: figures-out/)")
     parser.add_argument("--run-missing", choices=["quick"], default=None,
-                        help="first run the experiments whose records are missing, at CPU scale ('quick': "
-                             "small data, few epochs, one seed), writing into --results; then draw")
+                        help="first run, at CPU scale, the experiments whose records are missing (one seed, the "
+                             "experiments' quick presets: simulate one_step, linear and spheres; the training grid "
+                             f"{', '.join(QUICK_TRAIN_METHODS)} on --datasets), writing into --results; then draw. "
+                             "Kinds and columns that already have records are not rerun")
+    parser.add_argument("--datasets", default=",".join(QUICK_TRAIN_GRID),
+                        help="with --run-missing: the training datasets to run when their poster column has no "
+                             f"records (default: {','.join(QUICK_TRAIN_GRID)}; quick CIFAR-10 cells take minutes each "
+                             "on a CPU)")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="only use records whose config has KEY=VALUE (repeatable), e.g. --where recipe=quick")
     parser.add_argument("--figures", default=",".join(FIGURE_NAMES),
@@ -208,13 +218,17 @@ def check_args(args) -> list[str]:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     names = check_args(args)
+    datasets = check_datasets(parse_list(args.datasets))
     where = parse_where(args.where)
     log = (lambda *a, **k: None) if args.quiet else print
     start = time.perf_counter()
     if args.run_missing:
-        from figures.run_missing import run_missing
-        for line in run_missing(args.results, scale=args.run_missing, progress=not args.quiet, log=log):
-            log(line)
+        # Every line goes to stderr as well under --quiet: a skipped experiment is a warning.
+        lines = run_missing(args.results, scale=args.run_missing, datasets=datasets, progress=not args.quiet,
+                            log=log)
+        for line in lines:
+            if args.quiet and "skipped" in line:
+                print(f"warning: {line}", file=sys.stderr)
     results = load_results(args.results, where)
     for problem in results.problems:
         print(f"warning: {problem}", file=sys.stderr)

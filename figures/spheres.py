@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.patches import Circle
 
-from figures.commands import SPHERES_COMMAND
+from figures.commands import spheres_command
 from figures.curves import add_figure_legend, format_eps_axis, plot_method_curves
 from figures.records import history_series, pooled_settings, series
 from figures.spec import FigureSpec
@@ -111,8 +111,9 @@ def draw_per_epoch(ax, records, key: str, label: str, eps):
     return drawn
 
 
-def missing(ax, what: str):
-    message_panel(ax, what, ["No spheres records yet (kind 'spheres').", "Produce them with:"], SPHERES_COMMAND)
+def missing(ax, what: str, results_dir="results"):
+    command = spheres_command(results_dir).replace(" --eps", "\n--eps")
+    message_panel(ax, what, ["No spheres records yet (kind 'spheres').", "Produce them with:"], command)
 
 
 def summarize(records, eps) -> list[str]:
@@ -148,8 +149,8 @@ def draw(fig, results) -> list[str]:
               (axes[1, 2], "unstable_fraction", "Unstable ReLUs (fraction)")]
     if not records:
         for ax in (axes[0, 1], axes[0, 2], axes[1, 0], axes[1, 1], axes[1, 2]):
-            missing(ax, "")
-        return ["spheres: no spheres records; run: " + SPHERES_COMMAND]
+            missing(ax, "", results.directory)
+        return ["spheres: no spheres records; run: " + spheres_command(results.directory)]
     drawn = []
     for ax, metric, label in panels:
         drawn += draw_vs_eps(ax, records, metric, label)

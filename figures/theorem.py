@@ -2,8 +2,9 @@
 one step of AT, and why (the two expected gradients).
 
 Everything here is computed by `theory.population` (exact population expectations by
-quadrature); `one_step` records of `simulate.one_step`, when present, are drawn on top as
-finite-sample estimates.
+quadrature); `one_step` records of `simulate.one_step`, when present, are drawn on the map
+as finite-sample steps (their own θ₁ draw and r, so their gap is compared with the
+population value for that draw, not with the map's colour).
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.colors import SymLogNorm
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from figures.records import config_value, metric_value
+from figures.records import metric_value
 from figures.spec import FigureSpec
 from figures.style import METHOD_STYLES
 
@@ -50,7 +52,7 @@ def risk_gap_map(setting: TheoremSetting):
                          b=setting.b, theta1=setting.theta1, eta=setting.eta)
 
 
-def draw_map(ax, grid, colorbar_fig=None, legend=True):
+def draw_map(ax, grid, colorbar_fig=None, legend=True, simulations=()):
     """The gap R_COAP − R_AT after one step over (ε/γ, r); red: COAP worse.
 
     Returns the legend handles, for a caller that places the legend elsewhere (`legend=False`).
@@ -79,6 +81,7 @@ def draw_map(ax, grid, colorbar_fig=None, legend=True):
                        linestyle="--", label="r*(ε) as printed")
     handles.append(ax.axvline(THEOREM_RANGE[0], color="0.2", linewidth=1.5, label="ε = 2γ/3"))
     handles.append(ax.axvline(LEMMA_RATIO, color="0.2", linestyle=":", linewidth=1.5, label="lemma's smallest ε"))
+    handles += draw_simulations(ax, simulations)
     ax.set_yscale("log")
     ax.set_ylim(grid.ratio.min(), grid.ratio.max())
     ax.set_xlabel("ε / γ")
@@ -104,28 +107,42 @@ def gradient_curves(setting: TheoremSetting, n=40):
     return eps_ratios, np.asarray(grads.at), np.asarray(grads.coap)
 
 
-def one_step_points(records, setting: TheoremSetting):
-    """(ε/γ, method, estimate) from simulate.one_step records matching the panel's γ."""
-    points = []
+def one_step_rows(records, setting: TheoremSetting) -> list[dict]:
+    """simulate.one_step records in the map's setting (same γ, σ, a, b, η): where each sits on
+    the map and its finite-sample risk gap next to the population value for its own draw."""
+    rows = []
     for rec in records:
-        gamma, eps = config_value(rec, "gamma"), config_value(rec, "eps")
-        if not isinstance(gamma, (int, float)) or not isinstance(eps, (int, float)) or gamma != setting.gamma:
+        cfg = rec.get("config", {})
+        if any(cfg.get(k) != getattr(setting, k) for k in ("gamma", "sigma", "a", "b", "eta")):
             continue
-        for method in ("at", "coap"):
-            value = metric_value(rec, f"grad_{method}")
-            if value is not None:
-                points.append((eps / gamma, method, value))
-    return points
+        ratio, gap = metric_value(rec, "ratio"), metric_value(rec, "risk_gap")
+        if ratio is None or gap is None or not isinstance(cfg.get("eps"), (int, float)):
+            continue
+        rows.append({"eps_ratio": cfg["eps"] / setting.gamma, "ratio": ratio, "n": cfg.get("n"),
+                     "theta1": metric_value(rec, "theta1_init"), "gap": gap,
+                     "se": metric_value(rec, "risk_gap_se"), "pop": metric_value(rec, "risk_gap_pop")})
+    return rows
 
 
-def draw_gradients(ax, setting: TheoremSetting, records=()):
+def draw_simulations(ax, rows):
+    """One star per one_step record on the map: filled red when its simulated step left COAP
+    with the higher robust risk, open blue otherwise."""
+    for row in rows:
+        worse = row["gap"] > 0
+        ax.plot([row["eps_ratio"]], [row["ratio"]], marker="*", markersize=18, linestyle="none",
+                markeredgecolor="black", markerfacecolor=METHOD_STYLES["coap"].color if worse else "white",
+                zorder=6)
+    if rows:
+        return [Line2D([], [], marker="*", markersize=14, linestyle="none", markeredgecolor="black",
+                       markerfacecolor=METHOD_STYLES["coap"].color, label="simulated step (filled: COAP worse)")]
+    return []
+
+
+def draw_gradients(ax, setting: TheoremSetting):
     eps_ratios, g_at, g_coap = gradient_curves(setting)
     for method, values in (("at", g_at), ("coap", g_coap)):
         style = METHOD_STYLES[method]
         ax.plot(eps_ratios, values, color=style.color, linestyle=style.linestyle, label=f"E[g] {style.label}")
-    for x, method, value in one_step_points(records, setting):
-        style = METHOD_STYLES[method]
-        ax.plot([x], [value], linestyle="none", marker=style.marker, color=style.color, markerfacecolor="none")
     ax.axvspan(*THEOREM_RANGE, color="0.85", zorder=0, label="2γ/3 < ε < γ")
     ax.set_xlabel("ε / γ")
     ax.set_ylabel("expected ∂L/∂θ₁ at init")
@@ -135,7 +152,7 @@ def draw_gradients(ax, setting: TheoremSetting, records=()):
     return eps_ratios, g_at, g_coap
 
 
-def summarize(grid, gradients) -> list[str]:
+def summarize(grid, gradients, simulations=()) -> list[str]:
     counts = grid.counts()
     lines = [f"theorem map ({counts['cases']} cells): {counts['in_region']} in the theorem's region, "
              f"{counts['violations_in_region']} violations there; COAP worse in "
@@ -146,6 +163,11 @@ def summarize(grid, gradients) -> list[str]:
     if np.any(inside):
         lines.append(f"expected gradients for 2γ/3 < ε < γ: COAP − AT between {np.min((g_coap - g_at)[inside]):.3g} "
                      f"and {np.max((g_coap - g_at)[inside]):.3g} (positive: COAP moves θ₁ less toward the signal)")
+    for row in simulations:
+        se = f" ± {row['se']:.2g}" if row["se"] is not None else ""
+        pop = f" (population {row['pop']:+.3g})" if row["pop"] is not None else ""
+        lines.append(f"one_step n={row['n']} at ε/γ={row['eps_ratio']:g}, r={row['ratio']:.3g}: simulated risk gap "
+                     f"COAP − AT {row['gap']:+.3g}{se}{pop}")
     return lines
 
 
@@ -153,9 +175,10 @@ def make_draw(setting: TheoremSetting):
     def draw(fig, results) -> list[str]:
         left, right = fig.subplots(1, 2)
         grid = risk_gap_map(setting)
-        draw_map(left, grid, colorbar_fig=fig)
-        gradients = draw_gradients(right, setting, results.of(KIND))
-        return summarize(grid, gradients)
+        simulations = one_step_rows(results.of(KIND), setting)
+        draw_map(left, grid, colorbar_fig=fig, simulations=simulations)
+        gradients = draw_gradients(right, setting)
+        return summarize(grid, gradients, simulations)
     return draw
 
 
