@@ -118,23 +118,19 @@ def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, se
             row["failure"] = run.failure
     pool, interpolated = eligible(rows)
     by_lr = {run.lr: run for run in runs}
-    final, final_time = None, 0.0
+    evaluated = {}  # lr → (final metrics, seconds) when the ranking evaluation is the final one
     if len(pool) == 1:
         chosen = pool[0]
     else:
-        rank_fn = select_fn or evaluate_fn
         for row in pool:
-            metrics, spent = _timed(rank_fn, by_lr[row["lr"]].model)
+            metrics, spent = _timed(select_fn or evaluate_fn, by_lr[row["lr"]].model)
             row.update(rank_standard_error=metrics["standard_error"], rank_robust_error=metrics["robust_error"],
                        rank_eval_time_s=round(spent, 3))
             if select_fn is None:
-                row["_metrics"] = (metrics, spent)
-        chosen = lowest_robust_error([dict(r, standard_error=r["rank_standard_error"]) for r in pool],
-                                     key="rank_robust_error")
-        chosen = next(r for r in pool if r["lr"] == chosen["lr"])
-        final, final_time = chosen.pop("_metrics", (None, 0.0))
-        for row in pool:
-            row.pop("_metrics", None)
+                evaluated[row["lr"]] = (metrics, spent)
+        best = lowest_robust_error([dict(r, standard_error=r["rank_standard_error"]) for r in pool],
+                                   key="rank_robust_error")
+        chosen = next(r for r in pool if r["lr"] == best["lr"])
     run = by_lr[chosen["lr"]]
     if callback is not None:
         # Per-epoch measurements cost an attack per epoch; taking them only for the chosen rate
@@ -146,8 +142,7 @@ def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, se
                                "model; training is not deterministic on this machine, so the history would not "
                                "describe the evaluated model.")
         run = refit
-    if final is None:
-        final, final_time = _timed(evaluate_fn, run.model)
+    final, final_time = evaluated.get(run.lr) or _timed(evaluate_fn, run.model)
     for row in rows:
         row["chosen"] = row["lr"] == chosen["lr"]
     return Choice(run=run, metrics=final, interpolated=interpolated, candidates=rows,
