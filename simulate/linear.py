@@ -26,7 +26,8 @@ from realdata.methods import TRAIN_ATTACKS
 from realdata.recipes import make_config
 from realdata.train import build_threat
 from simulate.lr_rule import LR_GRID
-from simulate.runner import add_common_arguments, format_table, group_means, parse_seeds, print_json, run_configs
+from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
+                             parse_numbers, parse_seeds, positive_overrides, print_json, run_configs)
 from simulate.training import lr_search
 
 KIND = "linear"
@@ -62,8 +63,7 @@ class LinearConfig:
 
     def __post_init__(self):
         parse_eps(self.eps)
-        if self.method not in METHODS:
-            raise UserError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}.")
+        check_choice("method", self.method, METHODS)
         if self.at_attack not in TRAIN_ATTACKS:
             raise UserError(f"unknown AT attack {self.at_attack!r}; choose one of {', '.join(TRAIN_ATTACKS)}.")
         if not self.lrs or any(not lr > 0 for lr in self.lrs):
@@ -131,11 +131,8 @@ def run_linear(configs, out="results", force: bool = False, progress: bool = Tru
 def summary_rows(records: list[dict]) -> list[dict]:
     rows = group_means(records, ("n", "method", "eps"),
                        {"train": "train_error", "std": "standard_error", "rob": "robust_error",
-                        "cert": "certified_error", "unst": "unstable_fraction"})
-    for row in rows:
-        row["method"] = row["method"].upper()
-        for col in ("train", "std", "rob", "cert", "unst"):
-            row[col] = None if row[col] is None else 100 * row[col]
+                        "cert": "certified_error", "unst": "unstable_fraction"},
+                       percent=("train", "std", "rob", "cert", "unst"))
     return sorted(rows, key=lambda r: (r["n"], r["eps"], METHODS.index(r["method"].lower())))
 
 
@@ -192,19 +189,13 @@ def build_parser() -> Parser:
 
 
 def configs_from_args(args) -> list[LinearConfig]:
-    changes = {}
-    for name in ("d", "n_test", "epochs", "batch_size"):
-        value = getattr(args, name)
-        if value is not None:
-            if value < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}.")
-            changes[name] = value
+    changes = positive_overrides(args, ("d", "n_test", "epochs", "batch_size"))
     if args.gamma is not None:
         if not args.gamma > 0:
             raise UserError(f"--gamma must be positive, got {args.gamma}.")
         changes["gamma"] = args.gamma
     if args.lrs is not None:
-        changes["lrs"] = tuple(parse_list(args.lrs, float))
+        changes["lrs"] = parse_numbers(args.lrs, "--lrs")
     if args.at_attack is not None:
         changes["at_attack"] = args.at_attack
     base = replace(PRESETS[args.preset], **changes)
@@ -229,10 +220,7 @@ def configs_from_args(args) -> list[LinearConfig]:
         grid = {n: EPS_GRIDS[n] for n in ns}
     else:
         grid = {n: (base.eps,) for n in ns}
-    methods = parse_list(args.methods)
-    for m in methods:
-        if m not in METHODS:
-            raise UserError(f"unknown method {m!r}; choose from {', '.join(METHODS)}.")
+    methods = parse_methods(args.methods, METHODS)
     return [replace(base, n=n, eps=e, method=m, seed=s)
             for s in parse_seeds(args.seeds) for n in ns for e in grid[n] for m in methods]
 

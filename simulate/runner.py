@@ -85,16 +85,52 @@ def parse_seeds(text: str) -> list[int]:
     return parse_list(text, seed)
 
 
+def parse_numbers(text: str, what: str) -> tuple[float, ...]:
+    """`0.1,0.01` → (0.1, 0.01); anything that is not a number is a UserError naming `what`."""
+    def number(item):
+        try:
+            return float(item)
+        except ValueError:
+            raise UserError(f"{what} takes comma-separated numbers such as 0.1,0.01; got {item!r}.") from None
+    return tuple(parse_list(text, number))
+
+
+def parse_methods(text: str, choices) -> list[str]:
+    methods = parse_list(text)
+    for m in methods:
+        check_choice("method", m, choices)
+    return methods
+
+
+def check_choice(what: str, value, choices) -> None:
+    if value not in choices:
+        raise UserError(f"unknown {what} {value!r}; choose from {', '.join(map(str, choices))}.")
+
+
+def positive_overrides(args, names) -> dict:
+    """The integer flags among `names` that were given, each checked to be positive."""
+    out = {}
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            if value < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}.")
+            out[name] = value
+    return out
+
+
 def print_json(records: list[dict]) -> None:
     json.dump([{k: v for k, v in r.items() if not k.startswith("_")} for r in records], sys.stdout, indent=1)
     sys.stdout.write("\n")
 
 
-def group_means(records: list[dict], by: tuple[str, ...], metrics: dict[str, str]) -> list[dict]:
+def group_means(records: list[dict], by: tuple[str, ...], metrics: dict[str, str],
+                percent: tuple[str, ...] = ()) -> list[dict]:
     """One row per distinct value of the config keys `by`: the mean of each metric over the seeds.
 
     `metrics` maps a row column to a record metric; non-numeric values (None) are left out of
-    the mean.  Rows carry the `by` values, `seeds`, the chosen `lrs` and the summed wall time.
+    the mean, and the `percent` columns are scaled to %.  Rows carry the `by` values (a
+    `method` upper-cased for display), `seeds`, the chosen `lrs` and the summed wall time.
     """
     groups: dict[tuple, list[dict]] = {}
     for r in records:
@@ -106,7 +142,9 @@ def group_means(records: list[dict], by: tuple[str, ...], metrics: dict[str, str
         for column, metric in metrics.items():
             values = [r["metrics"].get(metric) for r in recs]
             values = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            row[column] = sum(values) / len(values) if values else None
+            row[column] = (100 if column in percent else 1) * sum(values) / len(values) if values else None
+        if "method" in row:
+            row["method"] = str(row["method"]).upper()
         rows.append(row)
     return rows
 

@@ -26,7 +26,8 @@ from realdata.evaluate import evaluate
 from realdata.recipes import make_config
 from realdata.train import build_threat
 from simulate.lr_rule import LR_GRID
-from simulate.runner import add_common_arguments, format_table, group_means, parse_seeds, print_json, run_configs
+from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
+                             parse_numbers, parse_seeds, positive_overrides, print_json, run_configs)
 from simulate.training import lr_search
 
 KIND = "spheres"
@@ -63,8 +64,7 @@ class SpheresConfig:
 
     def __post_init__(self):
         parse_eps(self.eps)
-        if self.method not in METHODS:
-            raise UserError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}.")
+        check_choice("method", self.method, METHODS)
         if self.norm not in NORMS + ("directions",):
             raise UserError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)} (or --k K).")
         if (self.norm == "directions") != (self.k is not None):
@@ -187,12 +187,10 @@ def summary_rows(records: list[dict]) -> list[dict]:
     """One row per (method, threat, ε): means over the seeds present, errors in %."""
     rows = group_means(records, ("method", "norm", "k", "eps"),
                        {"train": "train_error", "std": "standard_error", "rob": "robust_error",
-                        "cert": "certified_error", "unst": "unstable_fraction", "align": "alignment"})
+                        "cert": "certified_error", "unst": "unstable_fraction", "align": "alignment"},
+                       percent=("train", "std", "rob", "cert", "unst"))
     for row in rows:
         row["threat"] = f"k={row['k']}" if row["k"] else row["norm"]
-        row["method"] = row["method"].upper()
-        for col in ("train", "std", "rob", "cert", "unst"):
-            row[col] = None if row[col] is None else 100 * row[col]
     return sorted(rows, key=lambda r: (r["eps"], METHODS.index(r["method"].lower())))
 
 
@@ -255,19 +253,13 @@ def build_parser() -> Parser:
     return p
 
 
-def _positive_int(name, value):
-    if value is not None and value < 1:
-        raise UserError(f"--{name} must be a positive integer, got {value}.")
-    return value
-
-
 def configs_from_args(args) -> list[SpheresConfig]:
     base = PRESETS[args.preset]
     changes = {"norm": args.norm}
     if args.k is not None:
         changes.update(norm="directions", k=args.k)
     if args.radii is not None:
-        radii = parse_list(args.radii, float)
+        radii = parse_numbers(args.radii, "--radii")
         if len(radii) != 2:
             raise UserError(f"--radii takes two numbers r0,r1, got {args.radii!r}.")
         if not radii[0] < radii[1]:
@@ -277,19 +269,17 @@ def configs_from_args(args) -> list[SpheresConfig]:
         if not args.margin > 0:
             raise UserError(f"--margin must be positive (the outer radius must exceed the inner one), got {args.margin}.")
         changes["margin"] = args.margin
-    for name in ("d", "n", "n_test", "epochs", "batch_size", "eval_steps", "eval_restarts", "rank_restarts"):
-        value = _positive_int(name.replace("_", "-"), getattr(args, name))
-        if value is not None:
-            changes["select_restarts" if name == "rank_restarts" else name] = value
+    sizes = positive_overrides(args, ("d", "n", "n_test", "epochs", "batch_size", "eval_steps", "eval_restarts",
+                                      "rank_restarts"))
+    if "rank_restarts" in sizes:
+        sizes["select_restarts"] = sizes.pop("rank_restarts")
+    changes.update(sizes)
     if args.lrs is not None:
-        changes["lrs"] = tuple(parse_list(args.lrs, float))
+        changes["lrs"] = parse_numbers(args.lrs, "--lrs")
     changes["per_epoch"] = args.per_epoch
     base = replace(base, **changes)
     eps_values = parse_list(args.eps, parse_eps) if args.eps is not None else [base.eps]
-    methods = parse_list(args.methods)
-    for m in methods:
-        if m not in METHODS:
-            raise UserError(f"unknown method {m!r}; choose from {', '.join(METHODS)}.")
+    methods = parse_methods(args.methods, METHODS)
     return [replace(base, method=m, eps=e, seed=s) for s in parse_seeds(args.seeds) for e in eps_values for m in methods]
 
 

@@ -13,6 +13,8 @@ CASES = [
     (spheres, ["--margin", "0"], "margin must be positive"),
     (spheres, ["--k", "101"], "between 1 and the input dimension"),
     (spheres, ["--methods", "at,crown"], "unknown method"),
+    (spheres, ["--lrs", "0.1,fast"], "comma-separated numbers"),
+    (spheres, ["--d", "0"], "positive integer"),
     (linear, ["--eps", "-1"], "non-negative"),
     (linear, ["--sweep", "--n", "70"], "n = 50 and n = 10000"),
     (one_step, ["--eps", "-0.1"], "non-negative"),

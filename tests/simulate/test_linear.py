@@ -3,7 +3,6 @@ import json
 import math
 from dataclasses import replace
 
-import pytest
 import torch
 
 from realdata.data import load_dataset

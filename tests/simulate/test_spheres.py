@@ -1,5 +1,4 @@
 """Concentric spheres end to end on a tiny configuration, with per-epoch history and the k threat."""
-import pytest
 
 from simulate.spheres import SpheresConfig, quick_configs, run_spheres, table
 
