@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from figures.commands import MNIST_FORMAT, train_command
 from figures.curves import add_figure_legend, format_eps_axis, plot_method_curves
-from figures.records import pooled_settings, series
+from figures.records import pooled_settings, series, versus_at
 from figures.spec import FigureSpec
-from figures.style import (dataset_label, dataset_sort_key, eps_formatter, message_panel, method_sort_key,
-                           method_style, norm_label)
+from figures.style import dataset_label, dataset_sort_key, eps_formatter, message_panel, norm_label
 
 KIND = "train"
 METRICS = (
@@ -63,7 +62,8 @@ def draw_grid(fig, records, metrics=METRICS, legend_loc="outside upper center", 
     for j, (what, column) in enumerate(layout):
         if what == "missing":
             command = train_command(column, results_dir)
-            message_panel(fig.add_subplot(gs[:, j]), dataset_label(column) if column == "cifar10" else "MNIST-format data",
+            title = dataset_label(column) if column == "cifar10" else "MNIST-format data"
+            message_panel(fig.add_subplot(gs[:, j]), title,
                           ["No training records yet (kind 'train').", "Produce them with:"],
                           command.replace(" --eps", "\n--eps"))
             lines.append(f"error grid: no {dataset_label(column)} records; run: {command}")
@@ -90,25 +90,14 @@ def draw_grid(fig, records, metrics=METRICS, legend_loc="outside upper center", 
 
 
 def summarize(data, cols, metrics=METRICS) -> list[str]:
-    """Per column and metric: each method's mean at the largest ε that AT also reached, and
-    its difference to AT — the poster's claim in numbers."""
+    """Per column and metric: each method against AT at the largest ε both reached."""
     lines = []
     for dataset, norm in cols:
         for metric, label in metrics:
             curves = {m: pts for (d, n, m), pts in data[metric].items() if (d, n) == (dataset, norm)}
-            at = {p.x: p for p in curves.get("at", [])}
-            others = {m: {p.x: p for p in pts} for m, pts in curves.items() if m != "at"}
-            shared = [x for x in at if any(x in pts for pts in others.values())]
-            if not shared:
-                continue
-            x = max(shared)
-            parts = [f"AT {at[x].mean:.3f}"]
-            for method in sorted(others, key=method_sort_key):
-                if x in others[method]:
-                    p = others[method][x]
-                    parts.append(f"{method_style(method).label} {p.mean:.3f} ({p.mean - at[x].mean:+.3f})")
-            lines.append(f"{dataset_label(dataset)} {norm_label(norm)}, {label.replace(chr(10), ' ').lower()} "
-                         f"at ε={eps_formatter([x])(x)}: " + ", ".join(parts) + f"  [n={at[x].n} seeds]")
+            line = versus_at(curves, lambda x: eps_formatter([x])(x))
+            if line:
+                lines.append(f"{dataset_label(dataset)} {norm_label(norm)}, {label.replace(chr(10), ' ').lower()} {line}")
     return lines
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from figures.commands import linear_command
 from figures.curves import add_figure_legend, format_eps_axis, plot_method_curves
-from figures.records import pooled_settings, series
+from figures.records import pooled_settings, series, versus_at
 from figures.spec import FigureSpec
-from figures.style import message_panel, method_sort_key, method_style
+from figures.style import message_panel
 
 KIND = "linear"
 METRICS = (("standard_error", "Standard error"), ("robust_error", "Robust error"))
@@ -40,16 +40,9 @@ def summarize(records) -> list[str]:
     for n in sizes(records):
         for metric, label in METRICS:
             curves = curves_for(records, n, metric)
-            if "at" not in curves:
-                continue
-            at = {p.x: p for p in curves["at"]}
-            x = max(at)
-            parts = [f"AT {at[x].mean:.3f}"]
-            for method in sorted(curves, key=method_sort_key):
-                match = [p for p in curves[method] if p.x == x]
-                if method != "at" and match:
-                    parts.append(f"{method_style(method).label} {match[0].mean:.3f} ({match[0].mean - at[x].mean:+.3f})")
-            lines.append(f"linear n={n:g} {label.lower()} at ε={x:g}: " + ", ".join(parts))
+            line = versus_at(curves)
+            if line:
+                lines.append(f"linear n={n:g} {label.lower()} {line}")
     return lines
 
 

@@ -211,7 +211,8 @@ def check_args(args) -> list[str]:
     names = [n.strip() for n in args.figures.split(",") if n.strip()]
     unknown = [n for n in names if n not in FIGURE_NAMES]
     if unknown or not names:
-        raise UserError(f"unknown figure {', '.join(unknown) or repr(args.figures)}; choose from {', '.join(FIGURE_NAMES)}.")
+        raise UserError(f"unknown figure {', '.join(unknown) or repr(args.figures)}; "
+                        f"choose from {', '.join(FIGURE_NAMES)}.")
     return names
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from figures.style import method_sort_key, method_style
 from realdata.errors import UserError, parse_eps
 from realdata.results import load_records
 
@@ -43,7 +44,8 @@ def load_results(directory, where: dict | None = None) -> Results:
         raise UserError(f"--results {directory} is a file; pass the directory the experiments wrote their records to.")
     records, problems = load_records(directory)
     if directory.is_dir() and not records and not problems:
-        problems.append(f"no result records in {directory}; every data panel shows the command that produces its records.")
+        problems.append(f"no result records in {directory}; "
+                        "every data panel shows the command that produces its records.")
     newest = {}
     for rec in records:
         key = (rec["kind"], rec.get("config_hash"), rec.get("seed"))
@@ -170,13 +172,21 @@ def pooled_settings(records, keys: tuple) -> list[str]:
     return warnings
 
 
-def most_common(records, key: str):
-    """The most frequent config value of `key` (ties: the first seen), or None without records."""
-    counts = defaultdict(int)
-    for rec in records:
-        counts[_key(config_value(rec, key))] += 1
-    return max(counts, key=counts.get) if counts else None
+def versus_at(curves: dict, fmt=lambda x: f"{x:g}"):
+    """`"at ε=X: AT a, COAP b (+d), …"` at the largest ε where AT and another method both have
+    a point — the figures' claim in numbers — or None when there is no such ε.
 
-
-def last_point(points):
-    return max(points, key=lambda p: p.x) if points else None
+    `curves` is `{method: [Point, ...]}`; `fmt` writes the ε.
+    """
+    at = {p.x: p for p in curves.get("at", [])}
+    others = {m: {p.x: p for p in pts} for m, pts in curves.items() if m != "at"}
+    shared = [x for x in at if any(x in pts for pts in others.values())]
+    if not shared:
+        return None
+    x = max(shared)
+    parts = [f"AT {at[x].mean:.3f}"]
+    for method in sorted(others, key=method_sort_key):
+        if x in others[method]:
+            value = others[method][x].mean
+            parts.append(f"{method_style(method).label} {value:.3f} ({value - at[x].mean:+.3f})")
+    return f"at ε={fmt(x)}: " + ", ".join(parts) + f"  [seeds: {at[x].n}]"

@@ -27,10 +27,12 @@ def missing_work(results, datasets) -> list[tuple[str, object]]:
     work = []
     for kind in SIMULATE_KINDS:
         if not results.of(kind):
-            work.append((f"simulate {kind} (quick)", lambda progress, kind=kind: _run_simulate(kind, results, progress)))
+            work.append((f"simulate {kind} (quick)",
+                         lambda progress, kind=kind: _run_simulate(kind, results, progress)))
     for dataset in datasets:
         if not _column_has_records(results, dataset):
-            work.append((f"train {dataset}: {', '.join(QUICK_TRAIN_METHODS)} × {len(QUICK_TRAIN_GRID[dataset])} budgets",
+            grid = f"{', '.join(QUICK_TRAIN_METHODS)} × {len(QUICK_TRAIN_GRID[dataset])} budgets"
+            work.append((f"train {dataset}: {grid}",
                          lambda progress, dataset=dataset: _run_train(dataset, results, progress)))
     return work
 

@@ -13,7 +13,7 @@ from matplotlib.patches import Circle
 
 from figures.commands import spheres_command
 from figures.curves import add_figure_legend, format_eps_axis, plot_method_curves
-from figures.records import history_series, pooled_settings, series
+from figures.records import history_series, pooled_settings, series, versus_at
 from figures.spec import FigureSpec
 from figures.style import eps_formatter, message_panel, method_sort_key, method_style, norm_label
 
@@ -120,16 +120,9 @@ def summarize(records, eps) -> list[str]:
     lines = []
     for metric in ("standard_error", "robust_error", "unstable_fraction"):
         curves = by_method(series(records, ("method",), "eps", metric))
-        if "at" not in curves:
-            continue
-        at = {p.x: p for p in curves["at"]}
-        x = max(at)
-        parts = [f"AT {at[x].mean:.3f}"]
-        for method in sorted(curves, key=method_sort_key):
-            match = [p for p in curves[method] if p.x == x]
-            if method != "at" and match:
-                parts.append(f"{method_style(method).label} {match[0].mean:.3f} ({match[0].mean - at[x].mean:+.3f})")
-        lines.append(f"spheres {metric.replace('_', ' ')} at ε={x:g}: " + ", ".join(parts))
+        line = versus_at(curves)
+        if line:
+            lines.append(f"spheres {metric.replace('_', ' ')} {line}")
     if eps is not None:
         final = {}
         at_eps = trained_against_attack(records, eps)

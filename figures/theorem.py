@@ -147,7 +147,8 @@ def draw_gradients(ax, setting: TheoremSetting):
     ax.set_xlabel("ε / γ")
     ax.set_ylabel("expected ∂L/∂θ₁ at init")
     ax.set_title("Expected gradients at init")
-    ax.legend(frameon=False, fontsize="small", loc="upper left", title=f"r = {setting.ratio:g}, θ₁ = {setting.theta1:g}",
+    ax.legend(frameon=False, fontsize="small", loc="upper left",
+              title=f"r = {setting.ratio:g}, θ₁ = {setting.theta1:g}",
               title_fontsize="small")
     return eps_ratios, g_at, g_coap
 
