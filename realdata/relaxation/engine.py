@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from realdata.relaxation import forward
+from realdata.relaxation import forward, patches
 from realdata.relaxation.backward import linear_bounds, row_support
 from realdata.relaxation.conjugate import prefix_support
 from realdata.relaxation.graph import Graph, parse, prefix
@@ -119,9 +119,22 @@ class Engine:
     def _layer_bounds(self, k: int, relax: list):
         chain = prefix(self.graph.root, k)
         shape = self.graph.relu_shapes[k]
+        parallel = self.recipe.rule == PARALLEL
+        B = self.x.shape[0]
         lows, ups = [], []
-        for rows in self._identity_chunks(k, batch=self.x.shape[0]):
-            if self.recipe.rule == PARALLEL:
+        if patches.applicable(chain, self.threat):
+            m = _numel(shape)
+            chunk = self.chunk_size or max(1, DEFAULT_BUDGET // (B * patches.patch_size(chain, self.x)))
+            for start in range(0, m, chunk):
+                rows = torch.arange(start, min(m, start + chunk), device=self.x.device)
+                lo, up = patches.patch_bounds(chain, rows, self.x, self.threat, relax, parallel)
+                if not parallel:  # one-sided rule: the upper bound is minus the lower bound of −z
+                    up = -patches.patch_bounds(chain, rows, self.x, self.threat, relax, False, sign=-1.0)[0]
+                lows.append(lo)
+                ups.append(up)
+            return torch.cat(lows, 1).reshape((B,) + shape), torch.cat(ups, 1).reshape((B,) + shape)
+        for rows in self._identity_chunks(k, batch=B):
+            if parallel:
                 lo, up = linear_bounds(chain, rows, self.x, self.threat, relax, two_sided=True)
             else:
                 m = rows.shape[1]
@@ -129,7 +142,6 @@ class Engine:
                 lo, up = both[:, :m], -both[:, m:]
             lows.append(lo)
             ups.append(up)
-        B = self.x.shape[0]
         return torch.cat(lows, 1).reshape((B,) + shape), torch.cat(ups, 1).reshape((B,) + shape)
 
     def _identity_chunks(self, k: int, batch: int):

@@ -45,14 +45,21 @@ class ReluRelaxation:
         Returns (Λ_in, lo, hi): the constants added to a lower and (for the
         parallel rule only, else None) an upper bound of Λᵀ·relu(z), each [b', m].
         """
-        d = self.d.unsqueeze(1)
-        flat = lam.flatten(2)
         w = self.intercept.reshape(self.intercept.shape[0], -1, 1)
-        if self.parallel:
-            # Σ w·min(λ, 0) and Σ w·max(λ, 0) (w ≥ 0) from ⟨λ, w⟩ and ⟨|λ|, w⟩: two contractions
-            # instead of two clamped copies of λ
-            total, size = (flat @ w).squeeze(-1), (flat.abs() @ w).squeeze(-1)
-            return d * lam, (total - size) / 2, (total + size) / 2
-        neg = lam.clamp(max=0)
-        lam_in = self.alpha.unsqueeze(1) * (lam - neg) + d * neg
-        return lam_in, (neg.flatten(2) @ w).squeeze(-1), None
+        return relax_backward(lam, self.d.unsqueeze(1), self.alpha.unsqueeze(1),
+                              lambda t: (t.flatten(2) @ w).squeeze(-1), self.parallel)
+
+
+def relax_backward(lam, d, alpha, contract, parallel: bool):
+    """The relaxation step shared by dense and patch coefficients.
+
+    `d`, `alpha` broadcast against Λ; `contract(t)` is ⟨t, w⟩ per specification with
+    the chord intercepts w ≥ 0 laid out like Λ.
+    """
+    if parallel:
+        # Σ w·min(λ, 0) and Σ w·max(λ, 0) from ⟨λ, w⟩ and ⟨|λ|, w⟩: two contractions
+        # instead of two clamped copies of λ
+        total, size = contract(lam), contract(lam.abs())
+        return d * lam, (total - size) / 2, (total + size) / 2
+    neg = lam.clamp(max=0)
+    return alpha * (lam - neg) + d * neg, contract(neg), None

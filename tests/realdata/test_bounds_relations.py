@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-m
 from bounds_helpers import cnn, mlp, resnet
 from realdata.bounds import BOUND_METHODS, margin_lower_bounds, preactivation_bounds
 from realdata.relaxation.backward import linear_bounds
-from realdata.relaxation.graph import parse
+from realdata.relaxation.graph import parse, prefix
 from realdata.relaxation.relu import ADAPTIVE, ReluRelaxation
 from realdata.threats import L2, Directions, Linf, random_directions
 
@@ -146,3 +146,35 @@ def test_float32_and_float64_agree():
         model.double()
         assert b32.dtype == torch.float32
         assert torch.allclose(b32.double(), b64, atol=1e-4), method
+
+
+@pytest.mark.parametrize("threat", THREATS, ids=str)
+@pytest.mark.parametrize("method", ["crown", "coap"])
+def test_patches_equal_the_dense_backward_pass(threat, method, monkeypatch):
+    from realdata.relaxation import patches
+
+    model = cnn(9, channels=3, size=8, normalize=True)
+    x, _ = _batch((3, 8, 8), 5)
+    options = {"direction": "backward"} if method == "coap" else {}
+    patched = preactivation_bounds(model, x, threat, method, **options)
+    monkeypatch.setattr(patches, "applicable", lambda chain, threat: False)
+    dense = preactivation_bounds(model, x, threat, method, **options)
+    for (a, b), (c, d) in zip(patched, dense):
+        assert torch.allclose(a, c, atol=1e-12) and torch.allclose(b, d, atol=1e-12)
+
+
+def test_closed_form_conjugates_equal_the_support_function(monkeypatch):
+    """With the ℓ2 type hidden from the engine, every isinstance-based shortcut misses and
+    the generic paths (Threat.support on explicit rows) run; the bounds must not change."""
+    from realdata.relaxation import conjugate, forward, patches
+
+    model = resnet(4, width=0.125, size=8, normalize=True)
+    x, y = _batch((3, 8, 8), 10)
+    runs = [(method, direction) for method in BOUND_METHODS for direction in ("forward", "backward")]
+    plain = [margin_lower_bounds(model, x, y, L2(0.3), m, direction=d) for m, d in runs]
+    for module in (conjugate, forward, patches):
+        monkeypatch.setattr(module, "L2", type("Hidden", (), {}))
+    assert conjugate.prefix_support(prefix(parse(model, x).root, 0), L2(0.3), x) is None
+    for (method, direction), expected in zip(runs, plain):
+        generic = margin_lower_bounds(model, x, y, L2(0.3), method, direction=direction)
+        assert torch.allclose(generic, expected, atol=1e-12), (method, direction)
