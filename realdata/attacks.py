@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from realdata.errors import UserError
-from realdata.piecewise import distance_to_next_kink, forward_with_tangent
+from realdata.piecewise import distance_to_next_kink, forward_with_tangent, split_affine_prefix
 from realdata.threats import Directions, Threat
 
 LOSSES = ("ce", "dlr")
@@ -316,6 +316,7 @@ def _check_counts(steps, restarts):
 # Kinks closer than this fraction of a segment count as reached: it only skips
 # pieces too short to change the margin, and guarantees the walk advances.
 _LINE_MIN_STEP = 1e-9
+_LINE_CHUNK_ELEMENTS = 2**17
 
 
 def _segment_directions(threat: Threat, x: torch.Tensor) -> torch.Tensor:
@@ -343,6 +344,29 @@ def _segment_limits(x: torch.Tensor, d: torch.Tensor, eps: float, box):
     return lo, hi
 
 
+def _walk(rest, z0, dz, y, lo, hi, kink_tol):
+    """Walk the rows' segments z0 + t·dz, t ∈ [lo, hi], through `rest` from kink to kink.
+
+    Returns per row the smallest margin met and the t where it was met.
+    """
+    min_step = _LINE_MIN_STEP * (hi - lo)
+    t, best_t = lo.clone(), lo.clone()
+    best_margin = torch.full_like(t, torch.inf)
+    active = torch.ones_like(t, dtype=torch.bool)
+    while bool(active.any()):
+        idx = active.nonzero()[:, 0]
+        ti = t[idx]
+        preacts = []
+        logits, _ = forward_with_tangent(rest, z0[idx] + _rows(ti, z0) * dz[idx], dz[idx], kink_tol, preacts)
+        margin = _margin(logits, y[idx])
+        better = margin < best_margin[idx]
+        best_margin[idx[better]], best_t[idx[better]] = margin[better], ti[better]
+        step = distance_to_next_kink(preacts, kink_tol, idx.numel(), ti.dtype, ti.device)
+        t[idx] = torch.minimum(hi[idx], ti + torch.maximum(step, min_step[idx]))
+        active[idx[ti >= hi[idx]]] = False
+    return best_margin, best_t
+
+
 def line_search(model, x, y, threat: Threat, box=None) -> torch.Tensor:
     """Exact worst case of a piecewise-linear ReLU network over each segment of a 1-D threat set.
 
@@ -356,29 +380,21 @@ def line_search(model, x, y, threat: Threat, box=None) -> torch.Tensor:
     directions = _segment_directions(threat, x)
     batch, k = x.shape[0], directions.shape[0]
     # float64 keeps the order of nearby kinks of nearly parallel units
-    net = copy.deepcopy(model).double()
+    prefix, rest = split_affine_prefix(copy.deepcopy(model).double())
     x64 = x.detach().double().repeat_interleave(k, 0)  # row b·k + j: point b, segment j
     d64 = directions.to(device=x.device, dtype=torch.float64).repeat((batch,) + (1,) * (x.dim() - 1))
     y_rows = y.repeat_interleave(k)
     lo, hi = _segment_limits(x64, d64, float(threat.eps), box)
-    min_step = _LINE_MIN_STEP * (hi - lo)
     kink_tol = _LINE_MIN_STEP * 2 * float(threat.eps)
-    t, best_t = lo.clone(), lo.clone()
-    best_margin = torch.full_like(t, torch.inf)
-    active = torch.ones_like(t, dtype=torch.bool)
+    best_margin, best_t = torch.empty_like(lo), torch.empty_like(lo)
     with torch.no_grad():
-        while bool(active.any()):
-            idx = active.nonzero()[:, 0]
-            ti = t[idx]
-            point = x64[idx] + _rows(ti, x64) * d64[idx]
-            preacts = []
-            logits, _ = forward_with_tangent(net, point, d64[idx], kink_tol, preacts)
-            margin = _margin(logits, y_rows[idx])
-            better = margin < best_margin[idx]
-            best_margin[idx[better]], best_t[idx[better]] = margin[better], ti[better]
-            step = distance_to_next_kink(preacts, kink_tol, idx.numel(), ti.dtype, ti.device)
-            t[idx] = torch.minimum(hi[idx], ti + torch.maximum(step, min_step[idx]))
-            active[idx[ti >= hi[idx]]] = False
+        # the affine layers before the first ReLU map each segment to z0 + t·dz once and for all
+        z0, dz = forward_with_tangent(prefix, x64, d64, kink_tol, [])
+        # chunks of rows small enough to stay in cache: the walk is many cheap passes over them
+        chunk = max(16, _LINE_CHUNK_ELEMENTS // max(1, z0[0].numel()))
+        for s in range(0, z0.shape[0], chunk):
+            rows = slice(s, s + chunk)
+            best_margin[rows], best_t[rows] = _walk(rest, z0[rows], dz[rows], y_rows[rows], lo[rows], hi[rows], kink_tol)
     worst = best_margin.reshape(batch, k).argmin(1)
     rows = torch.arange(batch, device=x.device) * k + worst
     x_adv = (x64[rows] + _rows(best_t[rows], x64) * d64[rows]).to(x.dtype)

@@ -5,7 +5,9 @@ On the line x + t·v a network of Linear, Conv2d, ReLU, Flatten, `Normalize` and
 that carries the value and its derivative d/dt (a jvp) gives every
 pre-activation z and its slope dz, so the next t at which any ReLU of any layer
 crosses zero is min(−z/dz) over the units moving toward zero.  The exact line
-search of `realdata.attacks` walks from kink to kink with it.
+search of `realdata.attacks` walks from kink to kink with it.  The layers before
+the first ReLU are affine in t everywhere, so a walk evaluates them only once
+(`split_affine_prefix`).
 """
 from __future__ import annotations
 
@@ -22,10 +24,10 @@ SUPPORTED = "Linear, Conv2d, ReLU, Flatten, Normalize, Residual and Identity lay
 def forward_with_tangent(module: nn.Module, x: torch.Tensor, v: torch.Tensor, kink_tol: float, preacts: list):
     """Value and derivative along v of `module` at x; appends (z, dz) of every ReLU input to `preacts`.
 
-    A unit whose kink lies within `kink_tol` (in units of t) of the current point
-    is treated as already past it, i.e. in the state its slope leads into, so
-    the pass describes the linear piece that starts at x rather than the
-    vanishing one that ends there.
+    Each ReLU takes the state it has at t + kink_tol: a unit whose kink lies
+    within `kink_tol` of the current point counts as already past it, so the pass
+    describes the linear piece that starts at x rather than the vanishing one
+    that ends there.
     """
     if isinstance(module, nn.Sequential):
         for layer in module:
@@ -37,8 +39,7 @@ def forward_with_tangent(module: nn.Module, x: torch.Tensor, v: torch.Tensor, ki
         return module._conv_forward(x, module.weight, module.bias), module._conv_forward(v, module.weight, None)
     if isinstance(module, nn.ReLU):
         preacts.append((x, v))
-        at_kink = x.abs() <= kink_tol * v.abs()
-        on = torch.where(at_kink, v > 0, x > 0)
+        on = (x + kink_tol * v) > 0  # the state at t + kink_tol
         return x.clamp_min(0), v * on
     if isinstance(module, (nn.Flatten, nn.Identity)):
         return module(x), module(v)
@@ -55,13 +56,25 @@ def forward_with_tangent(module: nn.Module, x: torch.Tensor, v: torch.Tensor, ki
 
 
 def distance_to_next_kink(preacts: list, kink_tol: float, rows: int, dtype, device) -> torch.Tensor:
-    """Per row, the smallest t > 0 at which some pre-activation crosses zero (inf if none)."""
+    """Per row, the smallest t > kink_tol at which some pre-activation crosses zero (inf if none)."""
     nearest = torch.full((rows,), torch.inf, dtype=dtype, device=device)
     for z, dz in preacts:
-        z, dz = z.reshape(rows, -1), dz.reshape(rows, -1)
-        approaching = (z * dz < 0) & (z.abs() > kink_tol * dz.abs())
-        safe_dz = torch.where(approaching, dz, torch.ones_like(dz))
-        s = torch.where(approaching, -z / safe_dz, torch.full_like(z, torch.inf))
+        # −z/dz is positive only for units moving toward zero; 0/0 gives nan, which fails the test
+        s = (-z / dz).reshape(rows, -1)
+        s = torch.where(s > kink_tol, s, torch.inf)
         if s.shape[1]:
             nearest = torch.minimum(nearest, s.amin(1))
     return nearest
+
+
+_AFFINE = (nn.Linear, nn.Conv2d, nn.Flatten, nn.Identity, Normalize)
+
+
+def split_affine_prefix(model: nn.Module) -> tuple[nn.Sequential, nn.Sequential]:
+    """(prefix, rest) of a Sequential: the leading affine layers, whose output along a
+    line is value + t·slope for all t, and everything from the first ReLU or Residual on."""
+    layers = list(model) if isinstance(model, nn.Sequential) else [model]
+    cut = 0
+    while cut < len(layers) and isinstance(layers[cut], _AFFINE):
+        cut += 1
+    return nn.Sequential(*layers[:cut]), nn.Sequential(*layers[cut:])
