@@ -4,7 +4,8 @@
                                  [--batch 128] [--repeats 3] [--loss ce|dlr]
 
 Both attack the same network (built by `realdata.models.build_model` for 3×32×32
-inputs, seeded) on the same batch with the same iterations, restarts and loss.
+inputs, seeded, untrained) on the same random batch with the same iterations,
+restarts and loss.
 The labels are the network's own predictions, so both implementations attack
 every point (pyautoattack skips points that are misclassified to begin with).
 Runs alternate between the two to share the machine's load fairly; the best of
@@ -40,7 +41,9 @@ def main(argv=None):
     parser.add_argument("--arch", default="cifar-cnn", choices=[a for a in ARCHS if a != "mlp"],
                         help="network for 3×32×32 inputs (default: cifar-cnn, the small CNN of Wong et al.)")
     parser.add_argument("--norm", default="linf", choices=sorted(_AA_NORMS), help="threat model (default: linf)")
-    parser.add_argument("--eps", type=float, default=None, help="budget (default: 8/255 for linf, 0.5 for l2)")
+    parser.add_argument("--eps", type=float, default=None,
+                        help="budget (default: 1/255 for linf, 0.1 for l2 — small, because the network is untrained "
+                             "and larger budgets break every point, which would leave restarts nothing to do)")
     parser.add_argument("--steps", type=int, default=100, help="iterations per restart (default: 100)")
     parser.add_argument("--restarts", type=int, default=1, help="restarts (default: 1)")
     parser.add_argument("--loss", default="ce", choices=["ce", "dlr"], help="attack loss (default: ce)")
@@ -52,7 +55,7 @@ def main(argv=None):
     from pyautoattack.autopgd_base import APGDAttack
 
     torch.set_num_threads(args.threads)
-    eps = args.eps if args.eps is not None else (8 / 255 if args.norm == "linf" else 0.5)
+    eps = args.eps if args.eps is not None else (1 / 255 if args.norm == "linf" else 0.1)
     threat = make_threat(args.norm, eps)
     data = SimpleNamespace(name="bench", input_shape=(3, 32, 32), num_classes=10, mean=None, std=None)
     model = build_model(args.arch, data, seed=0).eval().requires_grad_(False)
