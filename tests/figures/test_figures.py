@@ -108,3 +108,15 @@ def test_theorem_summary_counts_the_map(rendered):
     line = rendered["theorem"].summary[0]
     grid = theorem.risk_gap_map(theorem.TheoremSetting(grid=3))
     assert f"({grid.gap.size} cells)" in line and f"{int(grid.in_region.sum())} in the theorem's region" in line
+
+
+def test_one_step_records_are_placed_on_the_map(tmp_path, writers):
+    setting = theorem.TheoremSetting(grid=3)
+    base = {"eps": 0.8, "gamma": 1.0, "sigma": 1.0, "a": 1.0, "b": -0.5, "eta": 1.0, "d": 200, "n": 20000, "seed": 0}
+    metrics = {"ratio": 14.2, "theta1_init": 0.7, "risk_gap": 1.1e-4, "risk_gap_se": 5e-6, "risk_gap_pop": 1.2e-4}
+    writers["write"](tmp_path, "one_step", "one_step-in", base, metrics)
+    writers["write"](tmp_path, "one_step", "one_step-other-gamma", dict(base, gamma=6.0), metrics)
+    rows = theorem.one_step_rows(load_results(tmp_path).of(theorem.KIND), setting)
+    assert len(rows) == 1 and rows[0]["eps_ratio"] == 0.8 and rows[0]["ratio"] == 14.2
+    lines = theorem.summarize(theorem.risk_gap_map(setting), theorem.gradient_curves(setting), rows)
+    assert "one_step n=20000 at ε/γ=0.8, r=14.2: simulated risk gap COAP − AT +0.00011 ± 5e-06" in lines[-1]
