@@ -186,9 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"records (default: {','.join(QUICK_TRAIN_GRID)}; quick CIFAR-10 cells take minutes each "
                              "on a CPU)")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                        help="only use records whose config has KEY=VALUE (repeatable; numbers compare as numbers, "
-                             "36/255 allowed); records without KEY are left out, e.g. --where recipe=quick keeps "
-                             "only quick training records and drops the simulate kinds, which have no recipe")
+                        help="leave out records whose config has KEY with another value (repeatable; numbers "
+                             "compare as numbers, 36/255 allowed); records without KEY are kept, so --where "
+                             "recipe=quick selects quick training runs and keeps the simulate kinds")
     parser.add_argument("--figures", default=",".join(FIGURE_NAMES),
                         help=f"comma-separated figures to draw (default: all of {','.join(FIGURE_NAMES)})")
     parser.add_argument("--no-poster", action="store_true", help="draw the figures only, not the poster")

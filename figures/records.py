@@ -52,6 +52,10 @@ def load_results(directory, where: dict | None = None) -> Results:
         if key not in newest or str(rec.get("created", "")) > str(newest[key].get("created", "")):
             newest[key] = rec
     results = Results(directory, problems=problems)
+    for key in where or {}:
+        if newest and not any(key in r.get("config", {}) for r in newest.values()):
+            problems.append(f"no record has the config key {key!r}, so --where {key}=... selects nothing; "
+                            "check its spelling against a record's \"config\".")
     for rec in select(newest.values(), where or {}):
         results.by_kind.setdefault(rec["kind"], []).append(rec)
     return results
@@ -81,9 +85,13 @@ def _matches(value, wanted: str) -> bool:
 
 
 def select(records, where: dict) -> list:
-    """The records whose config has every `key=value` of `where` (a missing key never matches)."""
+    """The records whose config matches every `key=value` of `where` that it has.
+
+    A record without the key is kept: `recipe=quick` selects among training records and
+    leaves the simulate kinds (which have no recipe) alone.
+    """
     return [r for r in records
-            if all(k in r.get("config", {}) and _matches(r["config"][k], v) for k, v in where.items())]
+            if all(k not in r.get("config", {}) or _matches(r["config"][k], v) for k, v in where.items())]
 
 
 def config_value(record, key):

@@ -47,6 +47,10 @@ def test_where_filters_and_rejects_bad_syntax(results_dir):
     kept = select(load_results(results_dir).of("train"), where)
     assert kept and all(r["config"]["dataset"] == "cifar10" for r in kept)
     assert all(abs(r["config"]["eps"] - 36 / 255) < 1e-12 for r in kept)
+    filtered = load_results(results_dir, {"dataset": "cifar10"})
+    assert {r["config"]["dataset"] for r in filtered.of("train")} == {"cifar10"}
+    assert filtered.of("linear") and filtered.of("spheres")  # they have no "dataset" key: kept
+    assert "selects nothing" in load_results(results_dir, {"datset": "cifar10"}).problems[0]
     with pytest.raises(UserError, match="KEY=VALUE"):
         parse_where(["dataset"])
 
