@@ -25,12 +25,14 @@ import torch
 from realdata.relaxation import forward, patches
 from realdata.relaxation.backward import linear_bounds, row_support
 from realdata.relaxation.conjugate import prefix_support
-from realdata.relaxation.graph import Graph, parse, prefix
+from realdata.relaxation.graph import Graph, chain_macs, parse, prefix
 from realdata.relaxation.intervals import IntervalPass
 from realdata.relaxation.relu import ADAPTIVE, PARALLEL, ReluRelaxation
 
 #: elements of one chunk of per-neuron coefficients (B × neurons × widest shape on the way)
 DEFAULT_BUDGET = 1 << 24
+#: time per multiply-add of COAP's forward pass relative to the backward pass (measured, see _use_forward)
+FORWARD_OVERHEAD = 1.5
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,20 @@ class Engine:
             return True
         if self.direction == "backward":
             return False
-        return forward.cheaper_than_backward(self.graph, self.x, first)
+        # the forward pass moves more memory per multiply-add (padded slack columns, transposes
+        # for the conjugate); on 1 CPU thread it needed ~1.4x the time of a backward pass of
+        # equal count (benchmarks/bounds.py MLP), hence the factor
+        return FORWARD_OVERHEAD * forward.forward_cost(self.graph, self.x, first) < self._backward_cost()
+
+    def _backward_cost(self) -> float:
+        """Multiply-adds per example of one backward pass per neuron of every layer."""
+        total = 0.0
+        for k in range(1, self.graph.num_relus):
+            chain = prefix(self.graph.root, k)
+            per_neuron = (patches.patch_cost(chain) if patches.applicable(chain, self.threat, self.x)
+                          else chain_macs(chain))
+            total += _numel(self.graph.relu_shapes[k]) * per_neuron
+        return total
 
     def _first_layer(self):
         """Exact range of the first ReLU's affine prefix: its forward pass ± the support of each row."""
@@ -122,7 +137,7 @@ class Engine:
         parallel = self.recipe.rule == PARALLEL
         B = self.x.shape[0]
         lows, ups = [], []
-        if patches.applicable(chain, self.threat):
+        if patches.applicable(chain, self.threat, self.x):
             m = _numel(shape)
             chunk = self.chunk_size or max(1, DEFAULT_BUDGET // (B * patches.patch_size(chain, self.x)))
             for start in range(0, m, chunk):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from realdata.relaxation.conjugate import column_support
 from realdata.relaxation.graph import Block, Chain, Graph, Leaf, Relu
@@ -198,47 +197,27 @@ def _through_forward(head: Chain, x):
     return x
 
 
-def _column_cost(leaf: Leaf) -> int:
-    """Multiply-adds of the leaf on one column."""
-    m = leaf.module
-    out = math.prod(leaf.out_shape)
-    if isinstance(m, nn.Linear):
-        return m.in_features * m.out_features
-    if isinstance(m, nn.Conv2d):
-        return out * m.in_channels * m.kernel_size[0] * m.kernel_size[1]
-    return out
-
-
-def _costs(chain: Chain, cols: float, unstable: float, state: dict):
-    """Accumulate forward and backward operation counts along `chain`."""
+def _costs(chain: Chain, cols: float, unstable: float, state: dict) -> float:
+    """Accumulate the forward pass's multiply-adds along `chain`; returns the column count."""
     for node in chain.nodes:
         if isinstance(node, Leaf):
-            c = _column_cost(node)
-            if state["relus"] > 0:  # before the first ReLU both directions are shared by the batch
-                state["forward"] += cols * c
-            state["path"] += c
+            if state["relus"] > 0:  # before the first ReLU the columns are shared by the batch
+                state["forward"] += cols * node.macs()
         elif isinstance(node, Relu):
-            width = math.prod(node.shape)
-            if node.index > 0:
-                state["backward"] += width * state["path"]
             state["relus"] += 1
-            cols += unstable * width
+            cols += unstable * math.prod(node.shape)
         elif isinstance(node, Block):
-            path = state["path"]
             cols_main = _costs(node.main, cols, unstable, state)
-            main_path, state["path"] = state["path"], path
             _costs(node.skip, cols, unstable, state)
-            state["path"] = max(main_path, state["path"])
             cols = cols_main
     return cols
 
 
-def cheaper_than_backward(graph: Graph, x, first) -> bool:
-    """Is the forward pass expected to cost fewer operations than one backward pass per
-    neuron?  The forward width depends on the unstable neurons to come, estimated by
-    the first ReLU layer's unstable fraction."""
+def forward_cost(graph: Graph, x, first) -> float:
+    """Multiply-adds of the forward pass per example.  Its width grows with the unstable
+    neurons to come, estimated by the first ReLU layer's unstable fraction."""
     lo, up = first
     unstable = ((lo < 0) & (up > 0)).to(torch.float32).mean().item()
-    state = {"forward": 0.0, "backward": 0.0, "path": 0, "relus": 0}
+    state = {"forward": 0.0, "relus": 0}
     _costs(graph.root, float(x[0].numel()), unstable, state)
-    return state["forward"] < state["backward"]
+    return state["forward"]

@@ -17,6 +17,7 @@ specifications.  Every leaf op accepts that layout.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -91,6 +92,16 @@ class Leaf:
         if self.full_bias is None:
             return None
         return lam.flatten(2) @ self.full_bias.reshape(-1).to(lam.dtype)
+
+    def macs(self) -> int:
+        """Multiply-adds of the linear map on one column (either direction)."""
+        m = self.module
+        out = math.prod(self.out_shape)
+        if isinstance(m, nn.Linear):
+            return m.in_features * m.out_features
+        if isinstance(m, nn.Conv2d):
+            return out * m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+        return out
 
     # -- helpers -----------------------------------------------------------
     def _channel(self, v: torch.Tensor, t: torch.Tensor, lead: int = 2):
@@ -262,3 +273,14 @@ def _collect_indices(chain: Chain, out: list):
         elif isinstance(node, Block):
             _collect_indices(node.main, out)
             _collect_indices(node.skip, out)
+
+
+def chain_macs(chain: Chain) -> int:
+    """Multiply-adds of one column through every affine leaf of `chain` (both branches of blocks)."""
+    total = 0
+    for node in chain.nodes:
+        if isinstance(node, Leaf):
+            total += node.macs()
+        elif isinstance(node, Block):
+            total += chain_macs(node.main) + chain_macs(node.skip)
+    return total

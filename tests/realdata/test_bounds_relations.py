@@ -150,14 +150,20 @@ def test_float32_and_float64_agree():
 
 @pytest.mark.parametrize("threat", THREATS, ids=str)
 @pytest.mark.parametrize("method", ["crown", "coap"])
-def test_patches_equal_the_dense_backward_pass(threat, method, monkeypatch):
+@pytest.mark.parametrize("arch", ["cnn", "resnet"])
+def test_patches_equal_the_dense_backward_pass(threat, method, arch, monkeypatch):
     from realdata.relaxation import patches
 
-    model = cnn(9, channels=3, size=8, normalize=True)
-    x, _ = _batch((3, 8, 8), 5)
+    size = 16 if arch == "cnn" else 8  # patches are used while a window is smaller than the image
+    model = cnn(9, channels=3, size=size, normalize=True) if arch == "cnn" else resnet(9, 0.125, size, normalize=True)
+    x, _ = _batch((3, size, size), 5)
+    if isinstance(threat, Directions):
+        threat = Directions(threat.eps, random_directions(2, (3, size, size), seed=1, dtype=torch.float64))
+    graph = parse(model, x)
+    assert any(patches.applicable(prefix(graph.root, k), threat, x) for k in range(1, graph.num_relus))
     options = {"direction": "backward"} if method == "coap" else {}
     patched = preactivation_bounds(model, x, threat, method, **options)
-    monkeypatch.setattr(patches, "applicable", lambda chain, threat: False)
+    monkeypatch.setattr(patches, "applicable", lambda chain, threat, x: False)
     dense = preactivation_bounds(model, x, threat, method, **options)
     for (a, b), (c, d) in zip(patched, dense):
         assert torch.allclose(a, c, atol=1e-12) and torch.allclose(b, d, atol=1e-12)
