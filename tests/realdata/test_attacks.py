@@ -122,6 +122,17 @@ def test_line_search_matches_a_dense_grid(case):
     assert (grid - exact).max() < 1e-2
 
 
+def test_line_search_gives_the_same_answer_in_chunks(monkeypatch):
+    import realdata.attacks as attacks
+
+    model, g = _random_mlp(6, hidden=24, seed=9), torch.Generator().manual_seed(9)
+    x, y = torch.randn(50, 6, generator=g), torch.randint(0, 3, (50,), generator=g)
+    threat = Directions(1.0, random_directions(3, (6,), seed=9))
+    whole = line_search(model, x, y, threat)
+    monkeypatch.setattr(attacks, "_LINE_CHUNK_ELEMENTS", 64)  # 16-row chunks (the minimum) instead of one
+    assert torch.equal(line_search(model, x, y, threat), whole)
+
+
 def test_line_search_finds_the_theorem_worst_case():
     """One neuron along e₁: the worst case of y·f over |β| ≤ ε is at β = −yε (the closed form)."""
     from realdata.models import one_neuron
