@@ -68,19 +68,19 @@ def draw_left(fig, fontsize, key_lines):
 
 def draw_centre(fig, results, fontsize):
     section(fig, "Certified training falls behind AT as ε grows", fontsize * 1.35)
-    return error_grid.draw_grid(fig, results.of(error_grid.KIND), legend_loc="outside lower center",
-                                results_dir=results.directory)
+    error_grid.draw_grid(fig, results.of(error_grid.KIND), legend_loc="outside lower center",
+                         results_dir=results.directory)
 
 
 def draw_spheres_panel(fig, results, fontsize):
     section(fig, "Why: large ε, perturbations aligned with the signal", fontsize * 1.35)
-    records, notes = spheres.main_setting(results.of(spheres.KIND))
+    records, _ = spheres.main_setting(results.of(spheres.KIND))
     axes = fig.subplots(2, 2)
     spheres.draw_sketch(axes[0, 0])
     if not records:
         for ax in (axes[0, 1], axes[1, 0], axes[1, 1]):
             spheres.missing(ax, "", results.directory)
-        return ["spheres: no records"]
+        return
     spheres.draw_vs_eps(axes[0, 1], records, "robust_error", "Robust error")
     eps = spheres.large_eps(records)
     if eps is None:
@@ -91,7 +91,6 @@ def draw_spheres_panel(fig, results, fontsize):
         spheres.draw_per_epoch(axes[1, 1], records, "robust_error", "Robust error", eps)
     for ax in axes.flat[1:]:
         ax.legend(frameon=False, fontsize="small", loc="best")
-    return spheres.summarize(records, eps) + notes
 
 
 def draw_theorem_panel(fig, results, fontsize, setting):
@@ -107,7 +106,6 @@ def draw_theorem_panel(fig, results, fontsize, setting):
     handles = theorem.draw_map(ax, grid, colorbar_fig=plot_fig, legend=False, simulations=simulations)
     # Under the statement: below the map the legend would squeeze it, inside it would hide it.
     text_fig.legend(handles=handles, loc="lower left", ncols=2, frameon=False, fontsize="small")
-    return theorem.summarize(grid, theorem.gradient_curves(setting), simulations)
 
 
 def draw_linear_panel(fig, results, fontsize):
@@ -117,12 +115,11 @@ def draw_linear_panel(fig, results, fontsize):
     if not sizes:
         message_panel(fig.add_subplot(), "", ["No linear records yet. Produce them with:"],
                       linear_command(results.directory).replace(" --methods", "\n--methods"))
-        return []
+        return
     axes = fig.subplots(1, len(sizes), squeeze=False)[0]
     for ax, n in zip(axes, sizes):
         linear.draw_panel(ax, records, n, "robust_error", "Robust error")
         ax.legend(frameon=False, fontsize="small", loc="best")
-    return []
 
 
 def key_numbers(results: Results, setting) -> list[str]:
