@@ -14,13 +14,19 @@ Options (keyword arguments of every function):
   Cauchy projections for ℓ1 norms, i.e. the ℓ∞ threat and the ReLU terms,
   median of Gaussian projections for the ℓ2 threat).  The output bound stays exact
   given those intermediate bounds.
-* ``chunk_size`` — neurons per chunk of the per-neuron propagations (default:
+* ``chunk_size`` — neurons per chunk of the per-neuron backward passes (default:
   sized to keep each chunk near 16M elements).
-* ``generator`` — a torch.Generator for the random projections.
-* ``direction`` — COAP's exact intermediate bounds: ``"forward"`` (Wong &
-  Kolter's layer-by-layer dual network), ``"backward"`` (one backward pass per
-  layer) or ``"auto"`` (the cheaper by an operation count).  Both give the same
-  bounds up to rounding.
+* ``generator`` — a torch.Generator for the random projections (drawn on its
+  device, then moved to the data's).
+* ``direction`` — how COAP's exact intermediate bounds are computed:
+  ``"forward"`` (Wong & Kolter's dual network pushed forward layer by layer, the
+  way convex_adversarial does it), ``"backward"`` (one backward pass per neuron,
+  in patches behind convolutions, as CROWN's are) or ``"auto"`` (the cheaper by a
+  count of multiply-adds; the default).  Both give the same bounds up to
+  rounding; projections always run forward.
+
+Everything is device- and dtype-agnostic: the bounds follow the inputs and the
+model (float32 or float64, CPU or CUDA).
 """
 from __future__ import annotations
 

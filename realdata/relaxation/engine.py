@@ -90,8 +90,7 @@ class Engine:
         if self.recipe.intermediate == "interval":
             return self._intervals.bounds
         if self.recipe.rule == PARALLEL and self._use_forward(first):
-            return forward.coap_bounds(g, self.x, self.threat, first, proj=self.proj,
-                                       generator=self.generator, chunk_size=self.chunk_size)
+            return forward.coap_bounds(g, self.x, self.threat, first, proj=self.proj, generator=self.generator)
         bounds = [first]
         for k in range(1, g.num_relus):
             relax = [ReluRelaxation(lo, up, self.recipe.rule) for lo, up in bounds]
@@ -166,7 +165,7 @@ class Engine:
         for start in range(0, m, chunk):
             n = min(chunk, m - start)
             rows = torch.zeros(1, n, m, dtype=self.x.dtype, device=self.x.device)
-            rows[0, torch.arange(n), torch.arange(start, start + n)] = 1
+            rows[0, torch.arange(n, device=rows.device), torch.arange(start, start + n, device=rows.device)] = 1
             yield rows.reshape((1, n) + shape)
 
     def _widest(self, k: int) -> int:

@@ -53,11 +53,9 @@ def _input_group(threat, x, proj, generator, head: Chain) -> _Group:
         return _Group(cols, lambda p: _symmetric(threat.eps * p.abs().amax(1)))
     if proj is not None and proj < n and isinstance(threat, (Linf, L2)):
         if isinstance(threat, Linf):
-            cols = torch.empty((1, proj) + shape, **like).cauchy_(generator=generator)
-            scale = threat.eps
+            cols, scale = _random("cauchy", (1, proj) + shape, generator, x), threat.eps
         else:
-            cols = torch.randn((1, proj) + shape, generator=generator, **like)
-            scale = threat.eps / _GAUSS_MEDIAN
+            cols, scale = _random("normal", (1, proj) + shape, generator, x), threat.eps / _GAUSS_MEDIAN
         return _Group(_through(head, cols), lambda p: _symmetric(scale * p.abs().median(1).values))
     return _Group(_affine_columns(head, x), lambda p: _symmetric(column_support(threat, p, shape)))
 
@@ -86,6 +84,15 @@ def _affine_columns(head: Chain, x) -> torch.Tensor:
     return rows.reshape(1, m, n).transpose(1, 2).reshape((1, n) + out_shape)
 
 
+def _random(kind: str, shape, generator, like: torch.Tensor) -> torch.Tensor:
+    """Cauchy or Gaussian draws on the generator's device, moved to `like`'s (a CPU generator
+    keeps runs reproducible whatever the device)."""
+    device = generator.device if generator is not None else like.device
+    t = torch.empty(shape, dtype=like.dtype, device=device)
+    t = t.cauchy_(generator=generator) if kind == "cauchy" else t.normal_(generator=generator)
+    return t.to(like.device)
+
+
 def _symmetric(s):
     return -s, s
 
@@ -112,7 +119,7 @@ def _split_sum(p):
 
 def _slack_projected(relax: ReluRelaxation, k: int, generator):
     w = relax.intercept.unsqueeze(1)  # zero off the unstable neurons
-    mix = torch.empty((w.shape[0], k) + tuple(w.shape[2:]), dtype=w.dtype, device=w.device).cauchy_(generator=generator)
+    mix = _random("cauchy", (w.shape[0], k) + tuple(w.shape[2:]), generator, w)
     cols = torch.cat([w, mix * w], 1)
 
     def widen(p):
@@ -175,11 +182,11 @@ class _Forward:
         return d * centre
 
 
-def coap_bounds(graph: Graph, x, threat, first, proj=None, generator=None, chunk_size=None) -> list:
+def coap_bounds(graph: Graph, x, threat, first, proj=None, generator=None) -> list:
     """COAP pre-activation bounds of every ReLU layer (exact when proj is None).
 
     Forward mode keeps every column of a layer at once (each layer's bounds need
-    them all), so `chunk_size` does not apply here."""
+    them all), so it is not chunked."""
     walker = _Forward(graph, x, threat, first, proj, generator)
     nodes = graph.root.nodes
     # start at the first ReLU when it is on the main path: its affine head is shared by the batch

@@ -183,8 +183,8 @@ def _parse_chain(modules, prefix: str, x: torch.Tensor, counter: list, first: bo
             counter[0] += 1
             x = torch.relu(x)
         elif isinstance(module, Residual):
-            main, y_main = _parse_chain(_as_list(module.main, f"{path}.main"), f"{path}.main.", x, counter, False)
-            skip, y_skip = _parse_chain(_as_list(module.skip, f"{path}.skip"), f"{path}.skip.", x, counter, False)
+            main, y_main = _parse_chain(_as_list(module.main), f"{path}.main.", x, counter, False)
+            skip, y_skip = _parse_chain(_as_list(module.skip), f"{path}.skip.", x, counter, False)
             if y_main.shape != y_skip.shape:
                 raise UserError(f"residual block {path}: main branch gives shape {tuple(y_main.shape[1:])} but the skip "
                                 f"gives {tuple(y_skip.shape[1:])}; the two branches must agree.")
@@ -202,7 +202,7 @@ def _parse_chain(modules, prefix: str, x: torch.Tensor, counter: list, first: bo
     return chain, x
 
 
-def _as_list(module: nn.Module, path: str) -> list:
+def _as_list(module: nn.Module) -> list:
     if isinstance(module, nn.Sequential):
         return list(module)
     return [module]
@@ -257,22 +257,6 @@ def prefix(chain: Chain, index: int) -> Chain | None:
                 if inner is not None:
                     return Chain(chain.nodes[:i] + inner.nodes)
     return None
-
-
-def last_relu_before(chain: Chain) -> int:
-    """Index of the last ReLU among `chain`'s nodes (and their blocks), or −1."""
-    found = []
-    _collect_indices(chain, found)
-    return max(found) if found else -1
-
-
-def _collect_indices(chain: Chain, out: list):
-    for node in chain.nodes:
-        if isinstance(node, Relu):
-            out.append(node.index)
-        elif isinstance(node, Block):
-            _collect_indices(node.main, out)
-            _collect_indices(node.skip, out)
 
 
 def chain_macs(chain: Chain) -> int:
