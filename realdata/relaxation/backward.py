@@ -16,14 +16,14 @@ import torch
 from realdata.relaxation.graph import Block, Chain, Leaf, Relu
 
 
-class _Totals:
+class Totals:
     """Constants accumulated along one propagation, each [b, m] (or 0)."""
 
     def __init__(self, two_sided: bool):
         self.lo = 0
         self.hi = 0 if two_sided else None
 
-    def add(self, lo, hi):
+    def add(self, lo, hi=None):
         """Add a lower-side constant and its upper-side twin (the same one when hi is None)."""
         if lo is None:
             return
@@ -32,10 +32,10 @@ class _Totals:
             self.hi = self.hi + (lo if hi is None else hi)
 
 
-def _propagate(chain: Chain, lam: torch.Tensor, relaxations, totals: _Totals) -> torch.Tensor:
+def _propagate(chain: Chain, lam: torch.Tensor, relaxations, totals: Totals) -> torch.Tensor:
     for node in reversed(chain.nodes):
         if isinstance(node, Leaf):
-            totals.add(node.bias_term(lam), None)
+            totals.add(node.bias_term(lam))
             lam = node.transpose(lam)
         elif isinstance(node, Relu):
             lam, lo, hi = relaxations[node.index].backward(lam)
@@ -47,7 +47,7 @@ def _propagate(chain: Chain, lam: torch.Tensor, relaxations, totals: _Totals) ->
 
 def row_support(chain: Chain, lam: torch.Tensor, threat) -> torch.Tensor:
     """σ_S of each row of Λ pulled back through a ReLU-free chain → [b, m]."""
-    lam_in = _propagate(chain, lam, [], _Totals(False))
+    lam_in = _propagate(chain, lam, [], Totals(False))
     b, m = lam_in.shape[:2]
     return threat.support(lam_in.reshape((b * m,) + tuple(lam_in.shape[2:]))).reshape(b, m)
 
@@ -66,7 +66,7 @@ def linear_bounds(chain: Chain, lam: torch.Tensor, x: torch.Tensor, threat, rela
     `two_sided` needs every relaxation met on the way to use the parallel rule;
     otherwise callers pass [Λ; −Λ] and negate the second half.
     """
-    totals = _Totals(two_sided)
+    totals = Totals(two_sided)
     lam_in = _propagate(chain, lam, relaxations, totals)
     center, spread = input_terms(lam_in, x, threat)
     lower = (center + totals.lo - spread).expand(x.shape[0], -1)

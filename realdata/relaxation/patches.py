@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realdata.layers import Normalize
+from realdata.relaxation.backward import Totals
 from realdata.relaxation.graph import Block, Chain, Leaf, Relu
 from realdata.relaxation.relu import relax_backward
 from realdata.threats import L2, Directions, Linf
@@ -136,17 +137,7 @@ class _Patches:
         return u[:, :, pos].transpose(1, 2).reshape((t.shape[0], len(pos), t.shape[1]) + w.K)
 
 
-class _Totals:
-    def __init__(self, parallel):
-        self.lo, self.hi = 0, (0 if parallel else None)
-
-    def add(self, lo, hi=None):
-        self.lo = self.lo + lo
-        if self.hi is not None:
-            self.hi = self.hi + (lo if hi is None else hi)
-
-
-def _pull(chain: Chain, patch: _Patches, relaxations, totals: _Totals) -> _Patches:
+def _pull(chain: Chain, patch: _Patches, relaxations, totals: Totals) -> _Patches:
     parallel = totals.hi is not None
     for node in reversed(chain.nodes):
         if isinstance(node, Relu):
@@ -186,7 +177,7 @@ def patch_bounds(chain: Chain, rows: torch.Tensor, x: torch.Tensor, threat, rela
     n = len(rows)
     values = torch.zeros((1, n, C, 1, 1), dtype=x.dtype, device=x.device)
     values[0, torch.arange(n, device=x.device), rows // (H * W), 0, 0] = sign
-    totals = _Totals(parallel)
+    totals = Totals(parallel)
     patch = _pull(chain, _Patches(values, _Window(), (rows % (H * W)) // W, rows % W), relaxations, totals)
     centre, spread = _input_terms(patch, x, threat)
     lower = (centre + totals.lo - spread).expand(x.shape[0], -1)
