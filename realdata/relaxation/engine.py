@@ -15,6 +15,11 @@ crown      linear               adaptive    linear
 crown-ibp  interval             adaptive    β·linear + (1−β)·interval
 coap       linear               parallel    linear
 =========  ==================  ==========  =====================
+
+The per-neuron linear passes run backward (`backward.py`, in patches behind
+convolutions: `patches.py`); COAP may instead push its dual network forward
+(`forward.py`), which is the only way for random projections and the cheaper
+way when the input is narrow next to the layers.  Both give the same bounds.
 """
 from __future__ import annotations
 
