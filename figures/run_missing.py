@@ -69,6 +69,7 @@ def run_missing(results_dir, scale: str = "quick", datasets=tuple(QUICK_TRAIN_GR
     results = load_results(results_dir)
     work = missing_work(results, datasets)
     if not work:
+        log("run-missing: every panel already has records; nothing to run.")
         return ["run-missing: every panel already has records; nothing to run."]
     lines = []
     for label, thunk in work:

@@ -73,8 +73,9 @@ def draw_blocks(ax, blocks, fontsize: float, title: str | None = None, width_cha
         size = fontsize * block.size
         text = block.text if block.math else textwrap.fill(block.text, width_chars)
         lines = text.count("\n") + 1
-        # Display formulas with fractions are about twice as tall as a text line.
-        height = size * (2.4 if block.math and r"\frac" in block.text else 1.45) * lines
+        # A display-style fraction (\dfrac) is about three text lines tall; inline math and
+        # text need a line each.
+        height = size * (3.0 if r"\dfrac" in block.text else 1.55 if block.math else 1.45) * lines
         x, ha = (0.5, "center") if block.math else (0.0, "left")
         ax.annotate(text, (x, 1), xycoords="axes fraction", xytext=(0, -offset),
                     textcoords="offset points", va="top", ha=ha, fontsize=size, linespacing=1.35)

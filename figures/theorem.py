@@ -65,9 +65,12 @@ def draw_map(ax, grid, colorbar_fig=None, legend=True, simulations=()):
     vmax = float(finite.max()) if finite.size else 1.0
     mesh = ax.pcolormesh(grid.eps_ratio, grid.ratio, gap.T, cmap="RdBu_r", shading="nearest",
                          norm=SymLogNorm(linthresh=linthresh, vmin=-vmax, vmax=vmax))
-    if np.any(gap > 0) and np.any(gap < 0):
-        ax.contour(grid.eps_ratio, grid.ratio, gap.T, levels=[0], colors="black", linewidths=2)
     handles = []
+    if np.any(gap > 0) and np.any(gap < 0):
+        # Grey dash-dot, so it is not mistaken for the black threshold curves.
+        ax.contour(grid.eps_ratio, grid.ratio, gap.T, levels=[0], colors="0.35", linewidths=2.5,
+                   linestyles="dashdot")
+        handles.append(Line2D([], [], color="0.35", linewidth=2.5, linestyle="-.", label="gap = 0"))
     if np.any(grid.in_region):
         ax.contourf(grid.eps_ratio, grid.ratio, np.asarray(grid.in_region, dtype=float).T, levels=[0.5, 1.5],
                     colors="none", hatches=["//"])
