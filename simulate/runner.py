@@ -7,6 +7,7 @@ shared command-line flags behave identically in all three.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import sys
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+import torch
 from tqdm.auto import tqdm
 
 from realdata.errors import UserError, parse_list
@@ -48,7 +50,8 @@ def run_configs(kind: str, configs: Iterable, run_one: Callable, name_of: Callab
                 continue
         start = time.perf_counter()
         prefix = path.with_suffix("") if path is not None else None
-        metrics, history, extra = run_one(config, progress, prefix)
+        with _flush_denormals():
+            metrics, history, extra = run_one(config, progress, prefix)
         record = make_record(kind, name, config, seed=getattr(config, "seed", 0), metrics=metrics,
                              history=history, wall_time_s=round(time.perf_counter() - start, 3), **extra)
         if path is not None:
@@ -58,6 +61,22 @@ def run_configs(kind: str, configs: Iterable, run_one: Callable, name_of: Callab
             record["_path"] = str(path)
         records.append(record)
     return records
+
+
+@contextlib.contextmanager
+def _flush_denormals():
+    """Treat floats below ~1e-38 as 0 while a run trains and attacks.
+
+    Once a small net interpolates its training set, cross-entropy gradients underflow into
+    denormal floats, which x86 CPUs process many times slower: measured on the spheres net,
+    150 epochs took 11.6 s with denormals and 1.7 s without.  Values that small do not move
+    any weight, so only the time changes.  torch has no getter, so the default (off) is restored.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, seeds_default: str = "0") -> None:
