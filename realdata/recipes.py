@@ -230,10 +230,10 @@ for _method in TRAIN_METHODS:
 _QUICK = {
     # sized so the slowest cell (COAP: projected bounds in training, exact ones for the
     # certified error) takes a few minutes on two CPU cores
-    "cifar10": TrainConfig(dataset="cifar10", eps=36 / 255, arch="cifar-cnn", width=0.5, train_size=1000,
-                           test_size=200, epochs=5, batch_size=50, optimizer="adam", lr=1e-3, eval_steps=20),
-    "mnist": TrainConfig(dataset="mnist", eps=1.0, arch="mnist-small", width=0.5, train_size=2000, test_size=300,
-                         epochs=5, batch_size=50, optimizer="adam", lr=1e-3, augment=False, eval_steps=20),
+    "cifar10": TrainConfig(dataset="cifar10", eps=36 / 255, arch="cifar-cnn", width=0.5, train_size=2000,
+                           test_size=500, epochs=6, batch_size=50, optimizer="adam", lr=1e-3, eval_steps=20),
+    "mnist": TrainConfig(dataset="mnist", eps=1.0, arch="mnist-small", width=0.5, train_size=2000, test_size=500,
+                         epochs=6, batch_size=50, optimizer="adam", lr=1e-3, augment=False, eval_steps=20),
     "digits": TrainConfig(dataset="digits", eps=0.5, arch="mlp", width=100, depth=2, epochs=20, batch_size=50,
                           optimizer="adam", lr=1e-3, augment=False, eval_steps=20),
     "spheres": replace(_spheres, epochs=100, eval_steps=20, eval_restarts=1, test_size=None,
