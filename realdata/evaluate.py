@@ -29,7 +29,9 @@ def accuracy_discrepancy(per_class_errors, error: float) -> float:
 
     0 when every class is equally wrong; 1 when some class is never right.
     Classes absent from the split are given as None and skipped.  When every
-    point is wrong (R = 1) all classes are equally wrong, so the result is 0.
+    point is wrong (R = 1) the formula is 0/0; every class is then never right,
+    so the result is 1 — the limit of the formula as R → 1 with max_k R^k = 1 —
+    rather than 0, which would read as "perfectly fair" for a useless model.
     """
     present = [float(e) for e in per_class_errors if e is not None]
     if not present:
@@ -37,7 +39,7 @@ def accuracy_discrepancy(per_class_errors, error: float) -> float:
     if not all(0.0 <= e <= 1.0 for e in present + [float(error)]):
         raise UserError(f"errors must lie in [0, 1]; got per-class {present} and overall {error}.")
     if error >= 1.0:
-        return 0.0
+        return 1.0
     return (max(present) - error) / (1.0 - error)
 
 

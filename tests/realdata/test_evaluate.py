@@ -24,7 +24,8 @@ def test_accuracy_discrepancy_on_hand_built_errors():
     assert accuracy_discrepancy([0.2, 0.2, 0.2], 0.2) == 0.0
     assert accuracy_discrepancy([1.0, 0.0, 0.0, 0.0], 0.25) == 1.0
     assert accuracy_discrepancy([0.5, 0.1, None], 0.3) == pytest.approx((0.5 - 0.3) / 0.7)
-    assert accuracy_discrepancy([1.0, 1.0], 1.0) == 0.0
+    assert accuracy_discrepancy([1.0, 1.0], 1.0) == 1.0  # every class never right
+    assert accuracy_discrepancy([1.0, 0.98], 0.99) == pytest.approx(1.0)  # continuous at R -> 1
     with pytest.raises(UserError, match="at least one class"):
         accuracy_discrepancy([None, None], 0.0)
     with pytest.raises(UserError, match=r"\[0, 1\]"):
