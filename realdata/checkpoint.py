@@ -7,13 +7,12 @@ uninterrupted run would (bit for bit on the CPU).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from realdata.errors import UserError
+from realdata.results import write_atomic
 
 CHECKPOINT_VERSION = 1
 
@@ -21,20 +20,8 @@ CHECKPOINT_VERSION = 1
 def save_checkpoint(path, state: dict) -> Path:
     """torch.save via a temp file in the same folder and an atomic rename: a kill mid-write
     leaves the previous checkpoint intact, never a truncated one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"version": CHECKPOINT_VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, lambda handle: torch.save({"version": CHECKPOINT_VERSION, **state}, handle),
+                        binary=True)
 
 
 def load_checkpoint(path, config_hash: str) -> dict | None:

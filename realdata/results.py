@@ -100,23 +100,33 @@ def make_record(kind: str, name: str, config, seed: int, metrics: dict, history=
     return record
 
 
-def write_json_atomic(path, obj) -> Path:
-    """Write JSON via a temp file in the same directory and an atomic rename."""
+def write_atomic(path, write, binary: bool = False) -> Path:
+    """Call `write(handle)` on a temp file in the same folder, then rename it onto `path`.
+
+    A kill mid-write leaves the previous file intact, never a truncated one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_jsonable(obj), f, indent=1, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def write_json_atomic(path, obj) -> Path:
+    """Write JSON via a temp file in the same directory and an atomic rename."""
+    def write(handle):
+        json.dump(_jsonable(obj), handle, indent=1, sort_keys=False)
+        handle.write("\n")
+    return write_atomic(path, write)
 
 
 def load_record(path) -> dict:

@@ -113,10 +113,7 @@ def run_one(config: LinearConfig, progress: bool = True, checkpoint=None):
                         batch_size=2000, progress=progress)
 
     choice = lr_search(base, config.lrs, dataset, threat, exact, progress=progress, checkpoint_prefix=checkpoint)
-    metrics = dict(choice.metrics, lr=choice.run.lr, train_error=choice.run.train_error,
-                   interpolated=choice.interpolated, train_time_s=choice.run.train_time_s,
-                   eval_time_s=choice.eval_time_s)
-    return metrics, choice.run.history, {"lr_search": choice.candidates, "data": dataset.params}
+    return choice.record_parts(dataset)
 
 
 def run_linear(configs, out="results", force: bool = False, progress: bool = True) -> list[dict]:

@@ -168,10 +168,7 @@ def run_one(config: SpheresConfig, progress: bool = True, checkpoint=None):
     final, rank = _evaluators(config, dataset, threat, progress)
     choice = lr_search(base, config.lrs, dataset, threat, final, select_fn=rank, callback=callback,
                        progress=progress, checkpoint_prefix=checkpoint)
-    metrics = dict(choice.metrics, lr=choice.run.lr, train_error=choice.run.train_error,
-                   interpolated=choice.interpolated, train_time_s=choice.run.train_time_s,
-                   eval_time_s=choice.eval_time_s)
-    return metrics, choice.run.history, {"lr_search": choice.candidates, "data": dataset.params}
+    return choice.record_parts(dataset)
 
 
 def run_spheres(configs, out="results", force: bool = False, progress: bool = True) -> list[dict]:

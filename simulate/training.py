@@ -96,6 +96,13 @@ class Choice:
     candidates: list       # per learning rate: training error, costs, and the ranking evaluation if one ran
     eval_time_s: float
 
+    def record_parts(self, dataset) -> tuple[dict, list, dict]:
+        """(metrics, history, extra) of the chosen run, as `simulate.runner.run_configs` records them."""
+        metrics = dict(self.metrics, lr=self.run.lr, train_error=self.run.train_error,
+                       interpolated=self.interpolated, train_time_s=self.run.train_time_s,
+                       eval_time_s=self.eval_time_s)
+        return metrics, self.run.history, {"lr_search": self.candidates, "data": dataset.params}
+
 
 def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, select_fn: Evaluate | None = None,
               callback=None, progress: bool = True, checkpoint_prefix=None) -> Choice:
