@@ -41,6 +41,19 @@ def parse_list(text: str, item=str) -> list:
     return [item(p) for p in parts]
 
 
+def parse_seeds(text: str) -> list[int]:
+    """`0,1,2` → [0, 1, 2]; anything but non-negative integers is a UserError."""
+    def seed(item: str) -> int:
+        try:
+            value = int(item)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise UserError(f"seeds are non-negative integers such as 0,1,2; got {item!r}.")
+        return value
+    return parse_list(text, seed)
+
+
 def run_main(main, argv=None) -> int:
     """Run a CLI `main(argv)`; a UserError becomes one line on stderr and exit code 2."""
     try:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from realdata import distributed
 from realdata.cli import Parser, add_config_arguments, add_run_arguments, config_overrides, recipe_epilog
-from realdata.errors import UserError, parse_eps, parse_list, run_main
+from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.methods import check_method
 from realdata.recipes import TrainConfig, make_config
 from realdata.train import summary_line, train
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
         check_method(method)
     eps_values = (parse_list(args.eps, parse_eps) if args.eps is not None
                   else [make_config(args.dataset, methods[0], args.recipe).eps])
-    seeds = parse_list(args.seeds, _seed)
+    seeds = parse_seeds(args.seeds)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     records = run_grid(args.dataset, methods, eps_values, seeds, norm=args.norm, recipe=args.recipe,
                        overrides=config_overrides(args, exclude=GRID_FIELDS), out=args.out, data_dir=args.data_dir,
@@ -128,16 +128,6 @@ def main(argv=None) -> int:
     if records:
         print(json.dumps(records, indent=1) if args.json else format_table(records))
     return 0
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UserError(f"seeds are non-negative integers, got {text!r}.") from None
-    if value < 0:
-        raise UserError(f"seeds are non-negative integers, got {text!r}.")
-    return value
 
 
 if __name__ == "__main__":

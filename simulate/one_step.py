@@ -34,10 +34,10 @@ from realdata.attacks import line_search
 from realdata.bounds import robust_loss
 from realdata.cli import Parser
 from realdata.data import load_dataset
-from realdata.errors import UserError, parse_eps, parse_list, run_main
+from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.models import one_neuron
 from realdata.threats import Directions, basis_direction
-from simulate.runner import add_common_arguments, format_table, parse_seeds, print_json, run_configs
+from simulate.runner import add_common_arguments, format_table, print_json, run_configs
 from theory import population
 
 KIND = "one_step"

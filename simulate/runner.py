@@ -92,18 +92,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, seeds_default: str = "
     parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
 
 
-def parse_seeds(text: str) -> list[int]:
-    def seed(s):
-        try:
-            value = int(s)
-        except ValueError:
-            raise UserError(f"seeds are non-negative integers such as 0,1,2; got {s!r}.") from None
-        if value < 0:
-            raise UserError(f"seeds are non-negative integers such as 0,1,2; got {s!r}.")
-        return value
-    return parse_list(text, seed)
-
-
 def parse_numbers(text: str, what: str) -> tuple[float, ...]:
     """`0.1,0.01` → (0.1, 0.01); anything that is not a number is a UserError naming `what`."""
     def number(item):

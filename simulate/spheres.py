@@ -21,13 +21,13 @@ from dataclasses import dataclass, replace
 
 from realdata.cli import Parser
 from realdata.data import load_dataset
-from realdata.errors import UserError, parse_eps, parse_list, run_main
+from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.evaluate import evaluate
 from realdata.recipes import make_config
 from realdata.train import build_threat
 from simulate.lr_rule import LR_GRID
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
-                             parse_numbers, parse_seeds, positive_overrides, print_json, run_configs)
+                             parse_numbers, positive_overrides, print_json, run_configs)
 from simulate.training import lr_search
 
 KIND = "spheres"

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from realdata import data as data_mod
-from realdata.data import (CIFAR10_MEAN, CIFAR10_STD, CIFAR10_SUBSET, DATASETS, FASHION_MNIST_DIR, Dataset,
+from realdata.data import (CIFAR10_MEAN, CIFAR10_STD, CIFAR10_SUBSET, DATASETS, FASHION_MNIST_DIR,
                            augment_batch, crop_and_flip, load_dataset, read_idx)
 from realdata.errors import UserError
 

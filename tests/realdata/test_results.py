@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from realdata.errors import UserError, parse_eps, parse_list, run_main
+from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.results import (config_hash, existing_record, load_record, load_records, make_record,
                               record_path, write_json_atomic)
 
@@ -73,3 +73,10 @@ def test_parse_list_and_run_main(capsys):
         raise UserError("bad thing; do this instead.")
     assert run_main(main, []) == 2
     assert capsys.readouterr().err.strip() == "error: bad thing; do this instead."
+
+
+def test_parse_seeds():
+    assert parse_seeds("0, 2,5") == [0, 2, 5]
+    for bad in ["-1", "a", "1.5"]:
+        with pytest.raises(UserError, match="non-negative integers"):
+            parse_seeds(bad)
