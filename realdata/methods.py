@@ -32,7 +32,7 @@ TRAIN_METHODS = ("st", "at", "coap", "crown-ibp", "ibp")
 CERTIFIED_METHODS = {"coap": "coap", "crown-ibp": "crown-ibp", "ibp": "ibp"}
 
 #: Attacks AT can train with (names of `realdata.attacks.run_attack`).
-TRAIN_ATTACKS = ("apgd", "pgd")
+TRAIN_ATTACKS = ("apgd", "pgd", "line-search")
 
 
 def check_method(method: str) -> str:
@@ -104,7 +104,9 @@ def _frozen(model: nn.Module):
 def adversarial_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Threat, *,
                        attack: str = "apgd", steps: int = 10, restarts: int = 1, box=None,
                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """The training attack of AT: Auto-PGD on the cross-entropy (the paper's) or PGD-k."""
+    """The training attack of AT: Auto-PGD on the cross-entropy (the paper's), PGD-k, or the exact
+    worst case along each segment of a one-dimensional threat (`line-search`; the 2022 paper's AT on
+    the linear distribution, and stronger than Auto-PGD on `Directions`)."""
     from realdata import attacks
 
     if threat.eps == 0:
@@ -115,9 +117,11 @@ def adversarial_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threa
         if attack == "apgd":
             x_adv = attacks.apgd(model, x, y, threat, steps=steps, restarts=restarts, loss="ce", box=box,
                                  generator=generator)
-        else:
+        elif attack == "pgd":
             x_adv = attacks.pgd(model, x, y, threat, steps=steps, restarts=restarts, box=box, loss="ce",
                                 generator=generator)
+        else:
+            x_adv = attacks.line_search(model, x, y, threat, box=box)
     return x_adv.detach()
 
 

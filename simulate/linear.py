@@ -54,10 +54,9 @@ class LinearConfig:
     batch_size: int = 50         # INFERRED: not stated
     momentum: float = 0.0        # INFERRED: "SGD" without momentum
     lrs: tuple = LR_GRID
-    # AT's inner maximisation.  The paper takes the exact worst case along e₁; realdata's
-    # training loop offers Auto-PGD/PGD only (see --at-attack), which on this 1-D set starts
-    # at an end point ±ε e₁, where the worst case of the trained nets almost always lies.
-    at_attack: str = "apgd"
+    # AT's inner maximisation: the paper's exact worst case along e₁ (realdata's line search);
+    # --at-attack apgd gives the cheaper Auto-PGD, which starts at an end point ±ε e₁.
+    at_attack: str = "line-search"
     at_steps: int = 10
     seed: int = 0
 
@@ -179,8 +178,8 @@ def build_parser() -> Parser:
     p.add_argument("--batch-size", type=int, default=None, help=f"SGD batch size (INFERRED default {d.batch_size})")
     p.add_argument("--lrs", default=None, help="learning-rate grid the rule picks from (default 0.1,0.01,0.001)")
     p.add_argument("--at-attack", choices=TRAIN_ATTACKS, default=None,
-                   help=f"AT's training attack along e₁ (default {d.at_attack}, {d.at_steps} steps; the paper used the "
-                        "exact line search, which realdata's training loop does not offer yet)")
+                   help=f"AT's training attack along e₁ (default {d.at_attack}: the exact worst case, as in the "
+                        f"paper; apgd/pgd take {d.at_steps} steps)")
     add_common_arguments(p)
     return p
 

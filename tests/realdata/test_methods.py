@@ -90,3 +90,29 @@ def test_unknown_method_and_attack_are_refused(digits):
         training_loss("trades", model, x, y, L2(0.1))
     with pytest.raises(UserError, match="apgd, pgd"):
         training_loss("at", model, x, y, L2(0.1), attack="fgsm")
+
+
+def test_line_search_training_attack_is_the_exact_worst_case_on_directions():
+    """AT with `line-search` trains on the exact worst point of each segment: never a larger
+    margin than Auto-PGD's point, and refused on a ball in more than one dimension."""
+    from realdata.methods import adversarial_inputs
+    from realdata.threats import Directions, random_directions
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 8, generator=g), torch.randint(3, (64,), generator=g)
+    threat = Directions(1.5, random_directions(2, (8,), seed=2))
+
+    def margin(points):
+        with torch.no_grad():
+            z = model(points)
+        return z.gather(1, y[:, None])[:, 0] - z.scatter(1, y[:, None], -float("inf")).amax(1)
+
+    exact = adversarial_inputs(model, x, y, threat, attack="line-search")
+    apgd = adversarial_inputs(model, x, y, threat, attack="apgd", generator=g)
+    assert threat.contains(exact - x).all()
+    assert (margin(exact) <= margin(apgd) + 1e-5).all()
+    assert (margin(exact) < margin(apgd) - 1e-3).any(), "Auto-PGD (10 steps) should miss some exact worst cases"
+    with pytest.raises(UserError, match="one-dimensional"):
+        adversarial_inputs(model, x, y, L2(0.5), attack="line-search")
