@@ -117,9 +117,7 @@ def run_one(config: LinearConfig, progress: bool = True, checkpoint=None):
 
 def run_linear(configs, out="results", force: bool = False, progress: bool = True) -> list[dict]:
     """Run each `LinearConfig` (one record each); finished records are reused unless `force`."""
-    if isinstance(configs, LinearConfig):
-        configs = [configs]
-    return run_configs(KIND, configs, run_one, lambda c: c.name, out=out, force=force, progress=progress)
+    return run_configs(KIND, configs, run_one, out=out, force=force, progress=progress)
 
 
 # --------------------------------------------------------------------------- report

@@ -237,9 +237,7 @@ def run_one(config: OneStepConfig, progress: bool = True, checkpoint=None):
 
 def run_one_step(configs, out="results", force: bool = False, progress: bool = True) -> list[dict]:
     """Run each `OneStepConfig` (one record per seed and n); finished records are reused."""
-    if isinstance(configs, OneStepConfig):
-        configs = [configs]
-    return run_configs(KIND, configs, run_one, lambda c: c.name, out=out, force=force, progress=progress)
+    return run_configs(KIND, configs, run_one, out=out, force=force, progress=progress)
 
 
 # --------------------------------------------------------------------------- report

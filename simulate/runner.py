@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import glob
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -24,9 +25,11 @@ from realdata.results import existing_record, make_record, record_path, write_js
 DEFAULT_OUT = Path("results")
 
 
-def run_configs(kind: str, configs: Iterable, run_one: Callable, name_of: Callable, out=DEFAULT_OUT,
-                force: bool = False, progress: bool = True) -> list[dict]:
-    """Run each config unless its record exists; return the records in config order.
+def run_configs(kind: str, configs, run_one: Callable, out=DEFAULT_OUT, force: bool = False,
+                progress: bool = True) -> list[dict]:
+    """Run each config (or a single one) unless its record exists; return the records in config order.
+
+    A config is a frozen dataclass whose `name` names its record file.
 
     `run_one(config, progress, checkpoint)` returns `(metrics, history, extra)`; `extra`
     holds additional top-level record fields (e.g. the learning-rate search).  `checkpoint`
@@ -35,11 +38,11 @@ def run_configs(kind: str, configs: Iterable, run_one: Callable, name_of: Callab
     With `out=None` nothing is read or written.
     """
     records = []
-    configs = list(configs)
+    configs = [configs] if dataclasses.is_dataclass(configs) else list(configs)
     bar = tqdm(configs, desc=f"simulate {kind}", unit="run", disable=not progress or len(configs) < 2,
                file=sys.stderr)
     for config in bar:
-        name = name_of(config)
+        name = config.name
         path = record_path(out, name, config) if out is not None else None
         if path is not None and not force:
             done = existing_record(path)

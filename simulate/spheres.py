@@ -173,9 +173,7 @@ def run_one(config: SpheresConfig, progress: bool = True, checkpoint=None):
 
 def run_spheres(configs, out="results", force: bool = False, progress: bool = True) -> list[dict]:
     """Run each `SpheresConfig` (one record each); finished records are reused unless `force`."""
-    if isinstance(configs, SpheresConfig):
-        configs = [configs]
-    return run_configs(KIND, configs, run_one, lambda c: c.name, out=out, force=force, progress=progress)
+    return run_configs(KIND, configs, run_one, out=out, force=force, progress=progress)
 
 
 # --------------------------------------------------------------------------- report
