@@ -27,7 +27,7 @@ from realdata.recipes import make_config
 from realdata.train import build_threat
 from simulate.lr_rule import LR_GRID
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
-                             parse_numbers, positive_overrides, print_json, run_configs)
+                             parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
 from simulate.training import lr_search
 
 KIND = "linear"
@@ -228,15 +228,12 @@ def main(argv=None) -> int:
         print_json(records)
         return 0
     c = configs[0]
-    print(f"linear distribution, preset {c.preset}: d={c.d}, γ={c.gamma:g}, σ={c.sigma:g}, threat along e₁, "
-          f"{c.n_test} test points, exact line-search evaluation; errors in % of the test set")
-    print(table(records))
+    sections = [table(records)]
     if len({r['config']['eps'] for r in records}) > 1:
-        print("\nrobust error against ε (mean over seeds):")
-        print(curves(records))
-    if not all(r["metrics"].get("interpolated", True) for r in records):
-        print("note: for some runs no learning rate reached zero training error; the rule then kept the lowest.")
-    print(f"wall time {time.perf_counter() - began:.0f}s; records in {args.out}/")
+        sections.append("\nrobust error against ε (mean over seeds):\n" + curves(records))
+    print_lr_report(records, f"linear distribution, preset {c.preset}: d={c.d}, γ={c.gamma:g}, σ={c.sigma:g}, "
+                             f"threat along e₁, {c.n_test} test points, exact line-search evaluation; errors in % of "
+                             "the test set", sections, args.out, began)
     return 0
 
 

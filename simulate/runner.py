@@ -134,6 +134,16 @@ def print_json(records: list[dict]) -> None:
     sys.stdout.write("\n")
 
 
+def print_lr_report(records: list[dict], header: str, sections: list[str], out, began: float) -> None:
+    """The text report of an lr-rule experiment (linear, spheres): header, tables, the rule's caveat, time."""
+    print(header)
+    for section in sections:
+        print(section)
+    if not all(r["metrics"].get("interpolated", True) for r in records):
+        print("note: for some runs no learning rate reached zero training error; the rule then kept the lowest.")
+    print(f"wall time {time.perf_counter() - began:.0f}s; records in {out}/")
+
+
 def group_means(records: list[dict], by: tuple[str, ...], metrics: dict[str, str],
                 percent: tuple[str, ...] = ()) -> list[dict]:
     """One row per distinct value of the config keys `by`: the mean of each metric over the seeds.

@@ -27,7 +27,7 @@ from realdata.recipes import make_config
 from realdata.train import build_threat
 from simulate.lr_rule import LR_GRID
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
-                             parse_numbers, positive_overrides, print_json, run_configs)
+                             parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
 from simulate.training import lr_search
 
 KIND = "spheres"
@@ -287,12 +287,9 @@ def main(argv=None) -> int:
         print_json(records)
         return 0
     c = configs[0]
-    print(f"concentric spheres, preset {c.preset}: d={c.d}, n={c.n}, radii {c.r0:g} and {c.r0 + c.margin:g}, "
-          f"{c.n_test} test points, {c.eval_attack} evaluation; errors in % of the test set, learning rate by the rule")
-    print(table(records))
-    if not all(r["metrics"].get("interpolated", True) for r in records):
-        print("note: for some runs no learning rate reached zero training error; the rule then kept the lowest.")
-    print(f"wall time {time.perf_counter() - began:.0f}s; records in {args.out}/")
+    print_lr_report(records, f"concentric spheres, preset {c.preset}: d={c.d}, n={c.n}, radii {c.r0:g} and "
+                             f"{c.r0 + c.margin:g}, {c.n_test} test points, {c.eval_attack} evaluation; errors in % of "
+                             "the test set, learning rate by the rule", [table(records)], args.out, began)
     return 0
 
 
