@@ -125,7 +125,7 @@ def _json_floats(values):
 
 def exact_boundary(eps_ratios, args):
     """Per ε/γ: the exact r* above which COAP's one-step risk is higher, and the root of the corrected
-    reduction E[bracket | I*] (the proof's f without its slip and without the weight σ(−J̃))."""
+    reduction E[bracket | I*] (the weight σ(−J̃) dropped; the printed f is step 4's bound, not this)."""
     from theory.lemma import reduction_ratio
     from theory.population import critical_ratio
     eps = args.gamma * eps_ratios
@@ -152,7 +152,7 @@ def boundary_lines(boundary, grid):
              f"{boundary_disagreements(boundary, grid)}"]
     both = known & np.isfinite(red)
     if np.any(both):
-        lines.append(f"  the corrected reduction's root (weight σ(−J̃) dropped) matches r* within "
+        lines.append(f"  the unweighted reduction's root (weight σ(−J̃) dropped) matches r* within "
                      f"{np.max(np.abs(red[both] / crit[both] - 1)):.1%}")
     return lines
 
@@ -190,8 +190,8 @@ def full_run(args):
     found = findings()
     print("findings about the printed proof:")
     print(f"  sufficient-condition exponent the proof supports: {found.get('threshold_exponent')} (printed: 4)")
-    print(f"  printed f(r) equals the reduction of the printed gradient: {found.get('printed_f_equals_derivation')} "
-          f"(printed integrand {found.get('printed_f_integrand')}, derived {found.get('derived_f_integrand')})")
+    print(f"  printed f(r) = E[{found.get('printed_f_integrand')} | I*], not the unweighted reduction "
+          f"E[{found.get('derived_f_integrand')} | I*]: it is {found.get('printed_f_reading')}")
     lp = found.get("lp_on_mismatch") or {}
     if lp:
         print(f"  triangle LP on I* ({lp['instances']} random instances): optimum = AT's value b (max |Δ| "

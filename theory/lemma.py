@@ -24,7 +24,7 @@ from theory import derivation as dv
 from theory.derivation import EPS
 
 __all__ = [
-    "GAMMA", "SIGMA", "R", "W", "V", "PRINTED_F", "PRINTED_U", "CORRECTED_F", "std_pdf", "std_cdf", "truncation",
+    "GAMMA", "SIGMA", "R", "W", "V", "PRINTED_F", "PRINTED_U", "REDUCED_F", "std_pdf", "std_cdf", "truncation",
     "normal_antiderivative", "truncated_moment", "mismatch_bracket", "derived_f", "reduction_value",
     "reduction_ratio", "log_root", "printed_threshold_sq", "threshold_ratio", "in_theorem_region", "numeric_f",
 ]
@@ -54,10 +54,11 @@ PRINTED_F = (GAMMA ** 2 - EPS ** 2 - 2 * SIGMA ** 2 * R ** 2
              - SIGMA * R * ((GAMMA - 3 * EPS) * std_pdf(BETA_T) - (GAMMA + EPS) * std_pdf(ALPHA_T))
              / (std_cdf(BETA_T) - std_cdf(ALPHA_T)))
 
-#: E[γ² − ε² − W² | I*] — what the printed gradient actually reduces to (`theory.checks.f_reduction`).
-CORRECTED_F = (GAMMA ** 2 - EPS ** 2 - V ** 2
-               - V * ((GAMMA - EPS) * std_pdf(BETA_T) - (GAMMA + EPS) * std_pdf(ALPHA_T))
-               / (std_cdf(BETA_T) - std_cdf(ALPHA_T)))
+#: E[γ² − ε² − W² | I*] — the unweighted reduction of the derived gradient (σ(−J̃) dropped; `theory.checks.f_reduction`).
+#: The printed f is not this but step 4's valid lower bound (`theory.checks.printed_f_is_step4_bound`).
+REDUCED_F = (GAMMA ** 2 - EPS ** 2 - V ** 2
+             - V * ((GAMMA - EPS) * std_pdf(BETA_T) - (GAMMA + EPS) * std_pdf(ALPHA_T))
+             / (std_cdf(BETA_T) - std_cdf(ALPHA_T)))
 
 _QUAD = GAMMA ** 2 - 10 * GAMMA * EPS + 13 * EPS ** 2
 #: The paper's printed upper bound u(r) on f(r), transcribed for comparison only.
@@ -182,7 +183,7 @@ def _reduction_scalar(eps, ratio, gamma, sigma):
 
 
 def reduction_value(eps, ratio, gamma=1.0, sigma=1.0):
-    """E[bracket | I*] numerically (the proof's reduction with the printed slip corrected), numpy-broadcast."""
+    """E[bracket | I*] numerically (the unweighted reduction: σ(−J̃) dropped), numpy-broadcast."""
     arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (eps, ratio, gamma, sigma)))
     out = np.empty(arrays[0].shape)
     for index in np.ndindex(out.shape):

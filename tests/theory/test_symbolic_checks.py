@@ -85,8 +85,16 @@ def test_f_formulas_against_direct_quadrature(eps, ratio):
     def mean(func):
         return integrate.quad(lambda w: func(w) * norm.pdf(w / v) / v, lo, hi, epsabs=0, epsrel=1e-12)[0] / mass
 
-    derived = sp.lambdify((dv.EPS, lm.GAMMA, lm.SIGMA, lm.R), lm.CORRECTED_F, "scipy")(eps, gamma, sigma, ratio)
+    derived = sp.lambdify((dv.EPS, lm.GAMMA, lm.SIGMA, lm.R), lm.REDUCED_F, "scipy")(eps, gamma, sigma, ratio)
     assert derived == pytest.approx(mean(lambda w: gamma ** 2 - eps ** 2 - w ** 2), rel=1e-9)
     printed = lm.numeric_f("printed_f", eps, ratio, gamma, sigma)
     assert printed == pytest.approx(mean(lambda w: gamma ** 2 - eps ** 2 - (gamma + eps) * w - 2 * w ** 2), rel=1e-9)
     assert printed > derived
+
+
+def test_step4_check_fails_if_the_printed_f_were_the_unweighted_reduction(monkeypatch):
+    """The step-4 check compares with the printed f; it must notice a different f."""
+    from theory import lemma as lm
+    monkeypatch.setattr(lm, "PRINTED_F", lm.REDUCED_F)
+    (result,) = checks.run_checks(["printed_f_is_step4_bound"])
+    assert not result.passed and "mean over I* is the printed f" in result.detail
