@@ -39,6 +39,7 @@ from realdata.checkpoint import load_checkpoint, restore_rng, rng_state, save_ch
 from realdata.cli import Parser, add_config_arguments, add_run_arguments, config_overrides, recipe_epilog
 from realdata.data import DATASETS, augment_batch, load_dataset
 from realdata.errors import UserError, run_main
+from realdata.health import DivergenceMonitor, warn_diverged
 from realdata.methods import TRAIN_METHODS, training_loss
 from realdata.models import build_model
 from realdata.recipes import INFERRED, TrainConfig, make_config
@@ -59,6 +60,7 @@ class FitResult:
     train_time_s: float = 0.0
     completed: bool = True          # False when `stop_after` ended the call early
     resumed_from: int | None = None  # epoch the run resumed after, if it did
+    divergence: str | None = None   # why training stopped early (realdata.health), None if it did not
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -100,6 +102,16 @@ def _generators(config: TrainConfig, device: torch.device) -> dict[str, torch.Ge
     return {"data": data, "device": dev}
 
 
+def clean_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1024) -> float:
+    """Clean error of `model` on (x, y), in eval mode, in chunks (the training set can be large)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        wrong = sum(int((model(x[i:i + chunk]).argmax(1) != y[i:i + chunk]).sum()) for i in range(0, len(y), chunk))
+    model.train(was_training)
+    return wrong / max(len(y), 1)
+
+
 def _plain(value):
     """Callback values as plain Python numbers and lists: the checkpoint is loaded with
     weights_only (no arbitrary pickles), which refuses numpy scalars and arrays."""
@@ -113,6 +125,16 @@ def _plain(value):
 
 
 # --------------------------------------------------------------------------- the training loop
+
+def _stop_all(monitor: DivergenceMonitor, ctx: distributed.Context) -> bool:
+    """Did any process see a non-finite loss?  All processes must agree before the gradient
+    all-reduce, or the healthy ones would wait there for ever."""
+    if ctx.world_size > 1:
+        seen = distributed.sum_scalars([float(monitor.reason is not None)], ctx)[0]
+        if seen and monitor.reason is None:
+            monitor.reason = "non-finite loss on another process"
+    return monitor.reason is not None
+
 
 def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None = None,
         callback: Callback | None = None, checkpoint=None, device=None, progress: bool = True,
@@ -159,6 +181,7 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
     end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
     bar = tqdm(total=(end - start) * batches, disable=not (progress and ctx.is_main), leave=False,
                desc=f"{config.method} {dataset.name}", unit="batch", file=sys.stderr)
+    monitor = DivergenceMonitor(dataset.num_classes, config.epochs, config.warmup_epochs, config.ramp_epochs, history)
     began = time.perf_counter()
     for epoch in range(start, end):
         model.train()
@@ -179,9 +202,10 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
                                           kappa=step.kappa, attack=config.attack, attack_steps=config.attack_steps,
                                           attack_restarts=config.attack_restarts, proj=config.proj,
                                           box=dataset.box, generator=gens["device"])
-                if not torch.isfinite(loss):
-                    raise UserError(f"the {config.method} loss became {loss.item()} in epoch {epoch + 1}; "
-                                    "lower --lr or set --grad-clip.")
+                monitor.batch_loss(loss.item(), epoch + 1)
+            if _stop_all(monitor, ctx):
+                break  # before the step: the weights stay those of the last finite loss
+            if len(ys):
                 opt.zero_grad(set_to_none=True)  # an attack may have left gradients behind
                 # weight by the share's fraction so summed gradients are the whole batch's mean
                 (loss * (len(ys) / len(y))).backward()
@@ -192,24 +216,35 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
             opt.step()
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}" if len(ys) else "-", eps=f"{step.eps:.3g}")
+        if monitor.reason:
+            break
         sched.step()
         loss_sum, err_sum, count = distributed.sum_scalars(totals, ctx)
         entry = {"epoch": epoch + 1, "loss": loss_sum / count, "train_error": err_sum / count, "eps": step.eps,
                  "lr": lr, "time_s": spent + time.perf_counter() - began}
         if config.method in ("crown-ibp", "ibp"):
             entry.update(beta=step.beta if config.method == "crown-ibp" else 0.0, kappa=step.kappa)
+        if epoch + 1 in (monitor.check_at, config.epochs):
+            # the objective's error is robust or certified; chance is judged on clean inputs
+            entry["clean_train_error"] = clean_error(model, x_train, y_train)
         if callback is not None:
             entry.update(_plain(callback(epoch + 1, model, entry) or {}))
         history.append(entry)
+        monitor.epoch(entry)
         if checkpoint is not None and ctx.is_main:
             save_checkpoint(checkpoint, {
                 "config_hash": hash_, "epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": rng_state(gens), "history": history,
                 "train_time_s": spent + time.perf_counter() - began})
         ctx.barrier()
+        if monitor.reason:
+            break
     bar.close()
+    if monitor.reason and ctx.is_main:
+        warn_diverged(f"{config.method} on {dataset.name} at lr={config.lr:g} (seed {config.seed})", monitor.reason)
     return FitResult(model=model, history=history, train_time_s=spent + time.perf_counter() - began,
-                     completed=end >= config.epochs, resumed_from=resumed)
+                     completed=end >= config.epochs or monitor.reason is not None, resumed_from=resumed,
+                     divergence=monitor.reason)
 
 
 # --------------------------------------------------------------------------- a whole run
@@ -230,6 +265,15 @@ def evaluate_model(config: TrainConfig, dataset, model: nn.Module, threat: Threa
                     bound=None if config.eval_bound == "none" else config.eval_bound,
                     num_classes=dataset.num_classes, signal=dataset.signal if dataset.signal_fn else None,
                     box=dataset.box, device=device, progress=progress, **options)
+
+
+def diverged_metrics(config: TrainConfig, model: nn.Module, dataset, device) -> dict:
+    """A diverged model's metrics: its clean test error only.  Attacks and bounds on weights that
+    blew up give overflow, not information, so robust and certified errors are None."""
+    return {"n": len(dataset.y_test), "standard_error": clean_error(model, dataset.x_test.to(device),
+                                                                     dataset.y_test.to(device)),
+            "robust_error": None, "attack": config.eval_attack, "certified_error": None,
+            "bound": None if config.eval_bound == "none" else config.eval_bound}
 
 
 def paths(config: TrainConfig, out) -> tuple[Path, Path]:
@@ -267,10 +311,15 @@ def train(config: TrainConfig, *, out="results", data_dir=None, device=None, for
             ctx.barrier()
             return None
         eval_began = time.perf_counter()
-        metrics = evaluate_model(config, dataset, result.model, threat, ctx.device, progress)
+        if result.divergence is None:
+            metrics = evaluate_model(config, dataset, result.model, threat, ctx.device, progress)
+        else:
+            metrics = diverged_metrics(config, result.model, dataset, ctx.device)
+        metrics["train_error"] = clean_error(result.model, dataset.x_train.to(ctx.device), dataset.y_train.to(ctx.device))
         eval_time = time.perf_counter() - eval_began
         record = make_record(
             "train", config.name, config, config.seed, metrics, result.history,
+            diverged=result.divergence is not None, divergence=result.divergence, num_classes=dataset.num_classes,
             wall_time_s=result.train_time_s + eval_time, train_time_s=result.train_time_s, eval_time_s=eval_time,
             world_size=ctx.world_size, device=str(ctx.device), resumed_from=result.resumed_from,
             data=dataset.params, inferred=sorted(INFERRED.get((config.recipe, config.dataset, config.method), ())))

@@ -25,7 +25,7 @@ from torch import nn
 from realdata.errors import UserError
 from realdata.models import build_model
 from realdata.recipes import TrainConfig
-from realdata.train import fit
+from realdata.train import clean_error, fit
 from simulate.lr_rule import eligible, lowest_robust_error
 
 Evaluate = Callable[[nn.Module], dict]
@@ -40,12 +40,7 @@ class Run:
     history: list = field(default_factory=list)
     train_error: float = math.nan
     train_time_s: float = 0.0
-    failure: str | None = None
-
-
-def clean_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    with torch.no_grad():
-        return (model(x).argmax(1) != y).double().mean().item()
+    divergence: str | None = None   # realdata.health's reason, when the run diverged
 
 
 #: Training sets at least this large checkpoint every epoch: there an epoch costs far more than
@@ -61,18 +56,20 @@ def checkpoint_path(prefix, config: TrainConfig, n: int):
 
 
 def train_at_lr(config: TrainConfig, dataset, threat, callback=None, progress: bool = True, checkpoint=None) -> Run:
-    """Fit `config` (its lr included), resuming from `checkpoint` if given; a run whose loss
-    diverged becomes a failed Run."""
+    """Fit `config` (its lr included), resuming from `checkpoint` if given.
+
+    A run that diverged (`realdata.health`: non-finite loss, loss blow-up, chance-level
+    error after the warm-up) becomes a failed Run the rule never picks.  Every other error
+    (a damaged checkpoint, missing data, a disk error, a bug) propagates: the search stops
+    rather than rank the learning rates it could train.
+    """
     model = build_model(config.arch, dataset, seed=config.seed, width=config.width, depth=config.depth)
     torch.manual_seed(config.seed)  # anything in the loop that draws from the global RNG follows the seed
     began = time.perf_counter()
-    try:
-        result = fit(config, dataset, model, threat=threat, callback=callback, checkpoint=checkpoint,
-                     progress=progress)
-    except UserError as err:
-        # With a valid config and data, fit's remaining failure is a non-finite loss at this
-        # learning rate; the rule simply cannot pick it.
-        return Run(lr=config.lr, model=None, train_time_s=time.perf_counter() - began, failure=str(err))
+    result = fit(config, dataset, model, threat=threat, callback=callback, checkpoint=checkpoint, progress=progress)
+    if result.divergence is not None:
+        return Run(lr=config.lr, model=None, history=result.history, train_time_s=time.perf_counter() - began,
+                   divergence=result.divergence)
     return Run(lr=config.lr, model=result.model, history=result.history,
                train_error=clean_error(result.model, dataset.x_train, dataset.y_train),
                train_time_s=time.perf_counter() - began)
@@ -101,7 +98,10 @@ class Choice:
         metrics = dict(self.metrics, lr=self.run.lr, train_error=self.run.train_error,
                        interpolated=self.interpolated, train_time_s=self.run.train_time_s,
                        eval_time_s=self.eval_time_s)
-        return metrics, self.run.history, {"lr_search": self.candidates, "data": dataset.params}
+        # the rule only ever picks a run that finished, so the record is a healthy one
+        return metrics, self.run.history, {"lr_search": self.candidates, "data": dataset.params,
+                                           "diverged": False, "divergence": None,
+                                           "num_classes": dataset.num_classes}
 
 
 def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, select_fn: Evaluate | None = None,
@@ -118,11 +118,11 @@ def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, se
         runs.append(train_at_lr(config, dataset, threat, None, progress, checkpoint_path(checkpoint_prefix, config, n)))
     if all(run.model is None for run in runs):
         raise UserError(f"{base.method} diverged at every learning rate {', '.join(map(str, lrs))} "
-                        f"({runs[0].failure}); try smaller learning rates.")
+                        f"({runs[0].divergence}); try smaller learning rates.")
     rows = [{"lr": run.lr, "train_error": run.train_error, "train_time_s": round(run.train_time_s, 3)} for run in runs]
     for row, run in zip(rows, runs):
-        if run.failure:
-            row["failure"] = run.failure
+        if run.divergence:
+            row["divergence"] = run.divergence
     pool, interpolated = eligible(rows)
     by_lr = {run.lr: run for run in runs}
     evaluated = {}  # lr → (final metrics, seconds) when the ranking evaluation is the final one
