@@ -1,13 +1,14 @@
 """The CPU-scale experiments behind the poster, as command lines and as the grid that
 `--run-missing quick` runs through the experiments' own Python APIs — one definition of both.
 
-The simulate experiments own their quick configurations (`simulate.<kind>.quick_configs`);
-only the training grid of the error-curve panel is chosen here, because it is a choice
+The simulate experiments' quick grids are defined once, in `realdata.synthetic.QUICK`; only
+the training grid of the error-curve panel is chosen here, because it is a choice
 about which columns the poster shows.
 """
 from __future__ import annotations
 
 from figures.style import eps_formatter
+from realdata.synthetic import QUICK
 
 POSTER_COMMAND = "python -m figures.poster --run-missing quick"
 QUICK_TRAIN_METHODS = ("at", "coap", "crown-ibp")
@@ -36,13 +37,17 @@ def train_commands(out: str = "results") -> list[str]:
     return [train_command(dataset, out) for dataset in QUICK_TRAIN_GRID]
 
 
+def quick_command(kind: str, out: str = "results") -> str:
+    """The command line of the quick grid of simulate experiment `kind` (`realdata.synthetic.QUICK`)."""
+    grid = QUICK[kind]
+    methods = f" --methods {','.join(grid.methods)}" if grid.methods else ""
+    flags = f" {grid.flags}" if grid.flags else ""
+    return f"python -m simulate.{kind} --preset quick{methods} --eps {_eps_list(grid.eps)}{flags} --out {out}"
+
+
 def spheres_command(out: str = "results") -> str:
-    from simulate.spheres import METHODS, QUICK_EPS
-    return (f"python -m simulate.spheres --preset quick --methods {','.join(METHODS)} "
-            f"--eps {_eps_list(QUICK_EPS)} --per-epoch --out {out}")
+    return quick_command("spheres", out)
 
 
 def linear_command(out: str = "results") -> str:
-    from simulate.linear import METHODS, PRESETS, QUICK_EPS
-    return (f"python -m simulate.linear --preset quick --n {PRESETS['quick'].n} --methods {','.join(METHODS)} "
-            f"--eps {_eps_list(QUICK_EPS)} --out {out}")
+    return quick_command("linear", out)

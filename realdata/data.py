@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import UserError
+from .synthetic import LINEAR_PRESETS, SPHERES_PRESETS
 
 DATASETS = ("cifar10", "mnist", "fashion-mnist", "digits", "spheres", "linear")
 
@@ -56,11 +57,6 @@ CIFAR10_SUBSET = Path(__file__).resolve().parents[1].parent / "shared" / "data" 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_PARTS = ("train-images", "train-labels", "t10k-images", "t10k-labels")
 
-# Settings of the two papers (PAPER.md §3); radii marked INFERRED there.
-SPHERE_PRESETS = {
-    "2022": dict(d=100, r0=1.0, r1=12.0, n=50, n_test=100_000),
-    "2023": dict(d=10, r0=1.0, margin=20.0, n=500, n_test=10_000),  # 2023 fixes the margin, not the outer radius
-}
 PAD = 4
 
 
@@ -403,9 +399,10 @@ def _sample_spheres(rng: np.random.Generator, n: int, d: int, radii) -> tuple[to
 
 
 def _make_spheres(seed: int = 0, preset: str = "2022", d=None, r0=None, r1=None, margin=None, n=None, n_test=None):
-    if str(preset) not in SPHERE_PRESETS:
-        raise UserError(f"unknown spheres preset {preset!r}; choose one of {', '.join(SPHERE_PRESETS)}.")
-    base = SPHERE_PRESETS[str(preset)]
+    """The spheres of `realdata.synthetic.SPHERES_PRESETS[preset]`, any value overridden."""
+    if str(preset) not in SPHERES_PRESETS:
+        raise UserError(f"unknown spheres preset {preset!r}; choose one of {', '.join(SPHERES_PRESETS)}.")
+    base = SPHERES_PRESETS[str(preset)].data_params()
     d = _as_int("d", base["d"] if d is None else d, 1)
     n = _as_int("n", base["n"] if n is None else n, 1)
     n_test = _as_int("n_test", base["n_test"] if n_test is None else n_test, 1)
@@ -416,7 +413,7 @@ def _make_spheres(seed: int = 0, preset: str = "2022", d=None, r0=None, r1=None,
             raise UserError(f"r1={r1} and margin={margin} disagree (r1 must be r0 + margin); give only one of them.")
         r1 = r1_from_margin
     elif r1 is None:
-        r1 = base["r1"] if "r1" in base else r0 + base["margin"]
+        r1 = r0 + SPHERES_PRESETS[str(preset)].margin  # the presets fix the margin, not the outer radius
     r1 = _as_float("r1", r1, positive=True)
     if not r0 < r1:
         raise UserError(f"the sphere radii must increase (r0 < r1), got r0={r0} and r1={r1}.")
@@ -435,12 +432,14 @@ def _sample_linear(rng: np.random.Generator, n: int, d: int, gamma: float, sigma
     return torch.from_numpy(x.astype(np.float32)), _labels(y)
 
 
-def _make_linear(seed: int = 0, d=1000, gamma=6.0, sigma=1.0, n=50, n_test=10_000):
-    d = _as_int("d", d, 1)
-    n = _as_int("n", n, 1)
-    n_test = _as_int("n_test", n_test, 1)
-    gamma = _as_float("gamma", gamma, positive=True)
-    sigma = _as_float("sigma", sigma)  # INFERRED default 1 (PAPER.md §2)
+def _make_linear(seed: int = 0, d=None, gamma=None, sigma=None, n=None, n_test=None):
+    """The linear distribution with `realdata.synthetic.LINEAR_PRESETS["paper"]`'s values unless given."""
+    base = LINEAR_PRESETS["paper"].data_params()
+    d = _as_int("d", base["d"] if d is None else d, 1)
+    n = _as_int("n", base["n"] if n is None else n, 1)
+    n_test = _as_int("n_test", base["n_test"] if n_test is None else n_test, 1)
+    gamma = _as_float("gamma", base["gamma"] if gamma is None else gamma, positive=True)
+    sigma = _as_float("sigma", base["sigma"] if sigma is None else sigma)
     x_train, y_train = _sample_linear(_rng(seed, "linear-train"), n, d, gamma, sigma)
     x_test, y_test = _sample_linear(_rng(seed, "linear-test"), n_test, d, gamma, sigma)
     return Dataset(
@@ -482,10 +481,11 @@ def load_dataset(name: str, data_dir=None, train_size=None, test_size=None, seed
       ``data_dir``, ``$CIFAR10_DIR`` or ``~/.cache/certified-defences/cifar10``
       when nothing is there yet; never otherwise);
     - digits: ``test_fraction`` (0.2; a fixed split, the same for every seed);
-    - spheres: ``preset`` ("2022": d=100, radii 1 and 12 INFERRED, n=50, n_test=10⁵;
-      "2023": d=10, r0=1 INFERRED, margin 20, n=500, n_test=10⁴), overridden by
-      ``d``, ``r0``, ``r1`` or ``margin`` (r1 = r0 + margin), ``n``, ``n_test``;
-    - linear: ``d`` (1000), ``gamma`` (6), ``sigma`` (1, INFERRED), ``n`` (50), ``n_test`` (10⁴).
+    - spheres: ``preset`` (a key of `realdata.synthetic.SPHERES_PRESETS`, whose values are
+      the defaults), overridden by ``d``, ``r0``, ``r1`` or ``margin`` (r1 = r0 + margin),
+      ``n``, ``n_test``;
+    - linear: ``d``, ``gamma``, ``sigma``, ``n``, ``n_test`` (defaults:
+      `realdata.synthetic.LINEAR_PRESETS["paper"]`).
     """
     if name not in _LOADERS:
         raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")

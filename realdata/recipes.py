@@ -17,6 +17,7 @@ from realdata.data import DATASETS
 from realdata.errors import UserError
 from realdata.methods import CERTIFIED_METHODS, TRAIN_ATTACKS, TRAIN_METHODS, Schedule, check_method
 from realdata.models import ARCHS
+from realdata.synthetic import LINEAR_PRESETS, SPHERES_PRESETS, LinearConfig, SpheresConfig
 from realdata.threats import NORMS
 
 OPTIMIZERS = ("sgd", "adam")
@@ -209,21 +210,36 @@ for _name in ("mnist", "fashion-mnist"):
         inferred_coap={"lr_milestones", "lr_gamma", "proj"} | _fm,
         inferred_crown={"warmup_epochs", "lr_milestones", "kappa_start", "kappa_end"} | _fm)
 
-# Paper, concentric spheres, the 2022 setting (PAPER.md §3): one hidden layer of 100 ReLUs,
-# SGD with momentum 0.95, 150 epochs; lr from {0.1, 0.01, 0.001} (simulate picks it per run).
-_spheres = TrainConfig(dataset="spheres", eps=0.5, arch="mlp", width=100, depth=1, epochs=150, batch_size=50,
-                       optimizer="sgd", lr=0.01, momentum=0.95, augment=False, eval_steps=100, eval_restarts=5,
-                       eval_bound="coap", data_params={"preset": "2022"})
-for _method in TRAIN_METHODS:
-    _add("paper", _spheres, _method, {"lr", "batch_size", "eval_bound"}, eval_bound=own_bound(_method))
+# The synthetic experiments (PAPER.md §2, §3): their settings live in `realdata.synthetic`
+# and are translated here, so `realdata.train --dataset spheres` and `simulate.spheres`
+# train the same thing.
 
-# Paper, the theorem's linear distribution (PAPER.md §2, workshop Fig 6): d = 1000, γ = 6,
-# two-layer net with 100 hidden ReLUs, SGD 100 epochs, perturbations along e₁ only.
-_linear = TrainConfig(dataset="linear", norm="directions", k=1, eps=4.0, arch="mlp", width=100, depth=1, epochs=100,
-                      batch_size=50, optimizer="sgd", lr=0.01, momentum=0.0, augment=False, eval_attack="line-search",
-                      eval_bound="coap", data_params={"d": 1000, "gamma": 6.0, "n": 50})
-for _method in TRAIN_METHODS:
-    _add("paper", _linear, _method, {"lr", "batch_size", "momentum"})
+def from_synthetic(config: LinearConfig | SpheresConfig, lr: float | None = None) -> TrainConfig:
+    """The TrainConfig of one run of a synthetic experiment's config at learning rate `lr`.
+
+    `lr=None` takes the middle of the config's grid: what a single `realdata.train` run
+    uses, since only `simulate`'s learning-rate search applies the papers' rule.
+    """
+    common = dict(dataset=config.dataset, method=config.method, eps=config.eps, seed=config.seed, arch="mlp",
+                  width=config.width, depth=1, epochs=config.epochs, batch_size=min(config.batch_size, config.n),
+                  optimizer="sgd", lr=config.lrs[len(config.lrs) // 2] if lr is None else lr,
+                  momentum=config.momentum, augment=False, attack_steps=config.at_steps,
+                  eval_bound=own_bound(config.method), data_params=config.data_params(),
+                  recipe="quick" if config.preset == "quick" else "paper")
+    if isinstance(config, LinearConfig):
+        # perturbations along e₁ only; the worst case along it is found exactly
+        return TrainConfig(**common, norm="directions", k=1, attack=config.at_attack, eval_attack="line-search")
+    return TrainConfig(**common, norm=config.norm, k=config.k, eval_attack=config.eval_attack,
+                       eval_steps=config.eval_steps, eval_restarts=config.eval_restarts)
+
+
+for _recipe, _preset in (("paper", "2022"), ("quick", "quick")):
+    for _method in TRAIN_METHODS:
+        # the spheres recipe of the 2022 paper; lr is the search's, the batch size and bound INFERRED
+        _add(_recipe, from_synthetic(replace(SPHERES_PRESETS[_preset], method=_method)), _method,
+             {"lr", "batch_size", "eval_bound"} if _recipe == "paper" else ())
+        _add(_recipe, from_synthetic(replace(LINEAR_PRESETS[_recipe], method=_method)), _method,
+             {"lr", "batch_size", "momentum"} if _recipe == "paper" else ())
 
 # Quick (CPU) recipes: the same methods and schedules in miniature.  Every value is a
 # scale choice of this toolkit, not the paper's (--help says so once for all of them).
@@ -236,9 +252,6 @@ _QUICK = {
                          epochs=6, batch_size=50, optimizer="adam", lr=1e-3, augment=False, eval_steps=20),
     "digits": TrainConfig(dataset="digits", eps=0.5, arch="mlp", width=100, depth=2, epochs=20, batch_size=50,
                           optimizer="adam", lr=1e-3, augment=False, eval_steps=20),
-    "spheres": replace(_spheres, epochs=100, eval_steps=20, eval_restarts=1, test_size=None,
-                       data_params={"preset": "2022", "n_test": 10_000}),
-    "linear": replace(_linear, data_params={"d": 100, "gamma": 6.0, "n": 50, "n_test": 2000}),
 }
 _QUICK["fashion-mnist"] = replace(_QUICK["mnist"], dataset="fashion-mnist")
 for _name, _base in _QUICK.items():

@@ -16,93 +16,33 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from realdata.cli import Parser
 from realdata.data import load_dataset
 from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.evaluate import evaluate
 from realdata.methods import TRAIN_ATTACKS
-from realdata.recipes import make_config
+from realdata.recipes import from_synthetic
+from realdata.synthetic import LINEAR_EPS_GRIDS, LINEAR_PRESETS, METHODS, LinearConfig, text, preset_help
 from realdata.train import build_threat
-from simulate.lr_rule import LR_GRID
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
                              parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
 from simulate.training import lr_search
 
 KIND = "linear"
-METHODS = ("st", "at", "coap")
-# The paper's grids (PAPER.md §2): "ε ∈ {3,…,5.5}" at n = 50 and "{4,…,5.25}" at n = 10 000;
-# the spacing (0.5 and 0.25) is INFERRED from the end points.
-EPS_GRIDS = {50: (3.0, 3.5, 4.0, 4.5, 5.0, 5.5), 10_000: (4.0, 4.25, 4.5, 4.75, 5.0, 5.25)}
-
-
-@dataclass(frozen=True)
-class LinearConfig:
-    """One run (one method, budget, n and seed); its record's config."""
-
-    preset: str = "paper"
-    method: str = "at"
-    n: int = 50
-    eps: float = 4.5
-    d: int = 1000
-    gamma: float = 6.0
-    sigma: float = 1.0           # INFERRED (PAPER.md §2)
-    n_test: int = 10_000         # INFERRED: the test-set size is not given
-    width: int = 100
-    epochs: int = 100
-    batch_size: int = 50         # INFERRED: not stated
-    momentum: float = 0.0        # INFERRED: "SGD" without momentum
-    lrs: tuple = LR_GRID
-    # AT's inner maximisation: the paper's exact worst case along e₁ (realdata's line search);
-    # --at-attack apgd gives the cheaper Auto-PGD, which starts at an end point ±ε e₁.
-    at_attack: str = "line-search"
-    at_steps: int = 10
-    seed: int = 0
-
-    def __post_init__(self):
-        parse_eps(self.eps)
-        check_choice("method", self.method, METHODS)
-        if self.at_attack not in TRAIN_ATTACKS:
-            raise UserError(f"unknown AT attack {self.at_attack!r}; choose one of {', '.join(TRAIN_ATTACKS)}.")
-        if not self.lrs or any(not lr > 0 for lr in self.lrs):
-            raise UserError(f"learning rates must be positive, got {self.lrs!r}.")
-
-    @property
-    def name(self) -> str:
-        return f"linear-{self.preset}-n{self.n}-{self.method}-eps{self.eps:g}"
-
-
-PRESETS = {
-    "paper": LinearConfig(),
-    # quick: d = 100 and 2000 test points, 50 epochs (a CPU-scale choice of this toolkit, not the paper's)
-    "quick": LinearConfig(preset="quick", d=100, n_test=2000, epochs=50),
-}
-
-QUICK_EPS = (3.0, 4.5, 5.5)
-
-
-def quick_configs(seeds=(0,)) -> list[LinearConfig]:
-    """What `figures` runs when linear records are missing: ST/AT/COAP at n = 50, three budgets."""
-    base = PRESETS["quick"]
-    return [replace(base, method=m, eps=e, seed=s) for s in seeds for e in QUICK_EPS for m in METHODS]
-
-
-def data_params(config: LinearConfig) -> dict:
-    return {"d": config.d, "gamma": config.gamma, "sigma": config.sigma, "n": config.n, "n_test": config.n_test}
+PRESETS = LINEAR_PRESETS
+EPS_GRIDS = LINEAR_EPS_GRIDS
 
 
 def train_config(config: LinearConfig):
     """The realdata TrainConfig of one learning rate's run (the lr is set by the search)."""
-    return make_config("linear", config.method, "paper", norm="directions", k=1, eps=config.eps, seed=config.seed,
-                       width=config.width, depth=1, epochs=config.epochs, batch_size=min(config.batch_size, config.n),
-                       momentum=config.momentum, attack=config.at_attack, attack_steps=config.at_steps,
-                       data_params=data_params(config))
+    return from_synthetic(config)
 
 
 def run_one(config: LinearConfig, progress: bool = True, checkpoint=None):
     base = train_config(config)
-    dataset = load_dataset("linear", seed=config.seed, **data_params(config))
+    dataset = load_dataset("linear", seed=config.seed, **config.data_params())
     threat = build_threat(base, dataset)  # {β e₁ : |β| ≤ ε}
 
     def exact(model):
@@ -112,7 +52,7 @@ def run_one(config: LinearConfig, progress: bool = True, checkpoint=None):
                         batch_size=2000, progress=progress)
 
     choice = lr_search(base, config.lrs, dataset, threat, exact, progress=progress, checkpoint_prefix=checkpoint)
-    return choice.record_parts(dataset)
+    return choice.record_parts(dataset, base)
 
 
 def run_linear(configs, out="results", force: bool = False, progress: bool = True) -> list[dict]:
@@ -155,16 +95,18 @@ def build_parser() -> Parser:
     grids = "; ".join(f"n={n}: {','.join(f'{e:g}' for e in g)}" for n, g in EPS_GRIDS.items())
     p = Parser(prog="python -m simulate.linear",
                description="The signal-directed linear experiment (PAPER.md §2, 2022 workshop Fig 6): y = ±1, x₁ = γy, "
-                           "x_2..x_d ~ N(0, σ²), perturbations along e₁ only. Trains a two-layer net (100 ReLUs) with "
-                           "ST, AT and COAP by SGD, picks each method's learning rate from 0.1,0.01,0.001 by the rule "
-                           "(interpolate the training set, then lowest test robust error), and reports standard, exact "
-                           "robust (line search along e₁) and certified (COAP) test errors. Defaults: d=1000, γ=6, "
-                           "σ=1 (INFERRED), 100 epochs, batch 50 (INFERRED), no momentum (INFERRED), 10 000 test "
-                           f"points (INFERRED). --sweep runs the paper's ε grids ({grids}; spacing INFERRED).")
+                           f"x_2..x_d ~ N(0, σ²), perturbations along e₁ only. Trains a two-layer net ({d.width} ReLUs) "
+                           f"with ST, AT and COAP by SGD, picks each method's learning rate from {text(d.lrs)} by the "
+                           "rule (interpolate the training set, then lowest test robust error), and reports standard, "
+                           "exact robust (line search along e₁) and certified (COAP) test errors. Defaults "
+                           f"(realdata.synthetic.LINEAR_PRESETS): d={d.d}, γ={d.gamma:g}, σ={d.sigma:g} (INFERRED), "
+                           f"{d.epochs} epochs, batch {d.batch_size} (INFERRED), momentum {d.momentum:g} (INFERRED), "
+                           f"{d.n_test} test points (INFERRED). --sweep runs the paper's ε grids ({grids}; spacing "
+                           "INFERRED).")
     p.add_argument("--preset", choices=tuple(PRESETS), default="paper",
-                   help="paper: the defaults above; quick: d=100, 2000 test points, 50 epochs (CPU-scale)")
-    p.add_argument("--n", default=str(d.n), help=f"training-set size(s), comma-separated (default {d.n}; the paper: 50 "
-                                                  "and 10000)")
+                   help=preset_help(PRESETS) + " (quick is a CPU-scale choice of this toolkit)")
+    p.add_argument("--n", default=str(d.n), help=f"training-set size(s), comma-separated (default {d.n}; the paper: "
+                                                  f"{text(tuple(EPS_GRIDS))})")
     p.add_argument("--eps", default=None, help=f"budget(s) ε along e₁, comma-separated (default {d.eps}; with --sweep "
                                                 "the paper's grid for each n)")
     p.add_argument("--sweep", action="store_true", help="run the paper's ε grid for each --n (see above)")
@@ -174,7 +116,7 @@ def build_parser() -> Parser:
     p.add_argument("--n-test", type=int, default=None, help=f"test points (default: the preset's, {d.n_test})")
     p.add_argument("--epochs", type=int, default=None, help=f"training epochs (default: the preset's, {d.epochs})")
     p.add_argument("--batch-size", type=int, default=None, help=f"SGD batch size (INFERRED default {d.batch_size})")
-    p.add_argument("--lrs", default=None, help="learning-rate grid the rule picks from (default 0.1,0.01,0.001)")
+    p.add_argument("--lrs", default=None, help=f"learning-rate grid the rule picks from (default {text(d.lrs)})")
     p.add_argument("--at-attack", choices=TRAIN_ATTACKS, default=None,
                    help=f"AT's training attack along e₁ (default {d.at_attack}: the exact worst case, as in the "
                         f"paper; apgd/pgd take {d.at_steps} steps)")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -36,61 +36,13 @@ from realdata.cli import Parser
 from realdata.data import load_dataset
 from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.models import one_neuron
+from realdata.synthetic import OneStepConfig
 from realdata.threats import Directions, basis_direction
 from simulate.runner import add_common_arguments, format_table, print_json, run_configs
 from theory import population
 
 KIND = "one_step"
 DTYPE = torch.float64  # the COAP−AT gradient gap is ~1e-3 of the gradients; float32 would blur it
-
-
-@dataclass(frozen=True)
-class OneStepConfig:
-    eps: float = 0.8
-    gamma: float = 1.0
-    d: int = 1000
-    n: int = 100_000
-    sigma: float = 1.0          # INFERRED (PAPER.md §2): noise std of x_{2:d}
-    a: float = 1.0              # INFERRED: fixed output weight, a > 0
-    b: float = -0.5             # INFERRED: fixed output bias, b < 0
-    eta: float = 1.0            # INFERRED: the shared step size η
-    theta1: float | None = None  # None: |N(0,1)| draw from the seed; else θ₁ at init
-    ratio: float | None = None   # None: ‖θ_{2:d}‖/θ₁ as drawn (≈ √d); else θ_{2:d} rescaled to this r
-    batches: int = 100          # chunks of the sample: the batch means give the standard errors
-    n_test: int = 10_000        # fresh points for the empirical robust error after the step (0: skip)
-    seed: int = 0
-
-    def __post_init__(self):
-        parse_eps(self.eps)
-        for name in ("gamma", "sigma", "a", "eta"):
-            if not (isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0):
-                raise UserError(f"{name} must be positive, got {getattr(self, name)!r}.")
-        if not self.b < 0:
-            raise UserError(f"the theorem's model needs b < 0, got b={self.b!r}.")
-        if not 2 <= self.d:
-            raise UserError(f"d must be at least 2 (x₁ carries the signal, x_2..x_d the noise), got {self.d!r}.")
-        if self.batches < 2 or self.n < 2:
-            raise UserError(f"standard errors need n >= 2 and batches >= 2, got n={self.n}, batches={self.batches}.")
-        if self.n_test < 0:
-            raise UserError(f"n_test must be non-negative, got {self.n_test}.")
-        for name in ("theta1", "ratio"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise UserError(f"{name} must be positive (the theorem starts from θ₁ > 0), got {value!r}.")
-
-    @property
-    def name(self) -> str:
-        return f"one_step-eps{self.eps:g}-gamma{self.gamma:g}-d{self.d}-n{self.n}"
-
-
-# The configurations `figures` runs when one_step records are missing: inside the
-# theorem's region (ε/γ = 0.8, r ≈ √d) and outside it (ε/γ = 0.5), small enough for seconds.
-QUICK = (OneStepConfig(eps=0.8, d=200, n=20_000, n_test=5_000),
-         OneStepConfig(eps=0.5, d=200, n=20_000, n_test=5_000))
-
-
-def quick_configs() -> list[OneStepConfig]:
-    return list(QUICK)
 
 
 def initial_theta(config: OneStepConfig) -> torch.Tensor:

@@ -17,103 +17,27 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from realdata.cli import Parser
 from realdata.data import load_dataset
 from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.evaluate import evaluate
-from realdata.recipes import make_config
+from realdata.recipes import from_synthetic
+from realdata.synthetic import METHODS, SPHERE_NORMS, SPHERES_PRESETS, SpheresConfig, text, preset_help
 from realdata.train import build_threat
-from simulate.lr_rule import LR_GRID
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
                              parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
 from simulate.training import lr_search
 
 KIND = "spheres"
-METHODS = ("st", "at", "coap")
-NORMS = ("l2", "linf")
-
-
-@dataclass(frozen=True)
-class SpheresConfig:
-    """One spheres run (one method, budget and seed); its record's config."""
-
-    preset: str = "2022"
-    method: str = "at"
-    norm: str = "l2"             # "l2" | "linf" | "directions" (with k)
-    eps: float = 0.5
-    k: int | None = None         # number of random signal-aligned directions (norm "directions")
-    r0: float = 1.0              # INFERRED (2022: "γ_min = 1"; 2023: not given)
-    margin: float = 11.0         # r1 − r0; INFERRED for 2022 from "γ_max = 12"
-    d: int = 100
-    n: int = 50
-    n_test: int = 10_000         # the paper used 100 000 (--n-test 100000)
-    width: int = 100
-    epochs: int = 150
-    batch_size: int = 50         # INFERRED: not stated; full batch at n = 50
-    momentum: float = 0.95
-    lrs: tuple = LR_GRID
-    at_steps: int = 10           # Auto-PGD iterations of AT's inner maximisation
-    eval_steps: int = 100
-    eval_restarts: int = 5
-    select_restarts: int = 1     # Auto-PGD-CE restarts when ranking the learning rates (see _evaluators)
-    per_epoch: bool = False
-    per_epoch_test: int = 1000   # test points for the per-epoch robust error
-    seed: int = 0
-
-    def __post_init__(self):
-        parse_eps(self.eps)
-        check_choice("method", self.method, METHODS)
-        if self.norm not in NORMS + ("directions",):
-            raise UserError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)} (or --k K).")
-        if (self.norm == "directions") != (self.k is not None):
-            raise UserError("the signal-aligned threat needs both norm 'directions' and k; pass --k K.")
-        if self.k is not None and not 1 <= self.k <= self.d:
-            raise UserError(f"--k must be between 1 and the input dimension d={self.d}, got k={self.k}.")
-        if not self.lrs or any(not lr > 0 for lr in self.lrs):
-            raise UserError(f"learning rates must be positive, got {self.lrs!r}.")
-
-    @property
-    def name(self) -> str:
-        threat = f"k{self.k}" if self.k is not None else self.norm
-        return f"spheres-{self.preset}-{self.method}-{threat}-eps{self.eps:g}"
-
-    @property
-    def eval_attack(self) -> str:
-        # a union of 1-D segments is searched exactly; norm balls by Auto-PGD with CE then DLR
-        return "line-search" if self.k is not None else "apgd"
-
-
-#: The papers' settings (PAPER.md §3) and a CPU-quick one for figures' --run-missing.
-PRESETS = {
-    "2022": SpheresConfig(),
-    # 2023: d = 10, n = 500, margin 20 with R₀ = 1 (INFERRED), ε ∈ {1, 2, 3, 4}; optimisation as 2022 (INFERRED)
-    "2023": SpheresConfig(preset="2023", eps=4.0, d=10, n=500, margin=20.0),
-    # quick: the 2022 data and net, a shorter run and a lighter evaluation (toolkit choice, not the paper's)
-    "quick": SpheresConfig(preset="quick", epochs=60, n_test=2000, eval_steps=20, eval_restarts=1),
-}
-
-QUICK_EPS = (0.1, 0.5, 1.0)
-
-
-def quick_configs(per_epoch: bool = True, seeds=(0,)) -> list[SpheresConfig]:
-    """What `figures` runs when spheres records are missing: ST/AT/COAP at three budgets."""
-    base = replace(PRESETS["quick"], per_epoch=per_epoch)
-    return [replace(base, method=m, eps=e, seed=s) for s in seeds for e in QUICK_EPS for m in METHODS]
+NORMS = SPHERE_NORMS
+PRESETS = SPHERES_PRESETS
 
 
 def train_config(config: SpheresConfig):
     """The realdata TrainConfig of one learning rate's run (the lr is set by the search)."""
-    return make_config(
-        "spheres", config.method, "paper", norm=config.norm, eps=config.eps, k=config.k, seed=config.seed,
-        width=config.width, depth=1, epochs=config.epochs, batch_size=config.batch_size, momentum=config.momentum,
-        attack_steps=config.at_steps, data_params=data_params(config))
-
-
-def data_params(config: SpheresConfig) -> dict:
-    return {"preset": "2023" if config.preset == "2023" else "2022", "d": config.d, "r0": config.r0,
-            "r1": config.r0 + config.margin, "n": config.n, "n_test": config.n_test}
+    return from_synthetic(config)
 
 
 def _evaluators(config: SpheresConfig, dataset, threat, progress: bool):
@@ -162,13 +86,13 @@ def _per_epoch(config: SpheresConfig, dataset, threat):
 
 def run_one(config: SpheresConfig, progress: bool = True, checkpoint=None):
     base = train_config(config)
-    dataset = load_dataset("spheres", seed=config.seed, **data_params(config))
+    dataset = load_dataset("spheres", seed=config.seed, **config.data_params())
     threat = build_threat(base, dataset)
     callback = _per_epoch(config, dataset, threat) if config.per_epoch else None
     final, rank = _evaluators(config, dataset, threat, progress)
     choice = lr_search(base, config.lrs, dataset, threat, final, select_fn=rank, callback=callback,
                        progress=progress, checkpoint_prefix=checkpoint)
-    return choice.record_parts(dataset)
+    return choice.record_parts(dataset, base)
 
 
 def run_spheres(configs, out="results", force: bool = False, progress: bool = True) -> list[dict]:
@@ -202,23 +126,24 @@ def table(records: list[dict]) -> str:
 def build_parser() -> Parser:
     d = PRESETS["2022"]
     p = Parser(prog="python -m simulate.spheres",
-               description="Concentric spheres (PAPER.md §3): train ST, AT (Auto-PGD, 10 steps) and COAP on two shells, "
-                           "pick each method's learning rate by the papers' rule (interpolate the training set, then "
-                           "lowest test robust error), and print per method the standard, robust (Auto-PGD 100 "
-                           "iterations, 5 restarts, CE then DLR) and certified (COAP) test errors, the percentage of "
-                           "unstable ReLUs and the mean cosine between attack perturbations and the radial signal "
-                           "direction. Defaults are the 2022 setting: d=100, n=50, radii 1 and 12 (radii INFERRED from "
-                           "'gamma_min = 1, gamma_max = 12'), 100 hidden ReLUs, SGD momentum 0.95, 150 epochs, batch 50 "
-                           "(INFERRED), lr from 0.1,0.01,0.001, 10 000 test points (the paper used 100 000). The "
-                           "learning rates that interpolate are ranked by Auto-PGD-CE with --rank-restarts restarts "
-                           "(on two classes DLR follows the same margin as CE); only the chosen model gets the full "
+               description=f"Concentric spheres (PAPER.md §3): train ST, AT (Auto-PGD, {d.at_steps} steps) and COAP on "
+                           "two shells, pick each method's learning rate by the papers' rule (interpolate the training "
+                           "set, then lowest test robust error), and print per method the standard, robust (Auto-PGD "
+                           f"{d.eval_steps} iterations, {d.eval_restarts} restarts, CE then DLR) and certified (COAP) "
+                           "test errors, the percentage of unstable ReLUs and the mean cosine between attack "
+                           "perturbations and the radial signal direction. Defaults are the 2022 setting "
+                           f"(realdata.synthetic.SPHERES_PRESETS): d={d.d}, n={d.n}, radii {d.r0:g} and "
+                           f"{d.r0 + d.margin:g} (INFERRED from 'gamma_min = 1, gamma_max = 12'), {d.width} hidden "
+                           f"ReLUs, SGD momentum {d.momentum:g}, {d.epochs} epochs, batch {d.batch_size} (INFERRED), "
+                           f"lr from {text(d.lrs)}, {d.n_test} test points (the paper used 100 000). The learning "
+                           "rates that interpolate are ranked by Auto-PGD-CE with --rank-restarts restarts (on two "
+                           "classes DLR follows the same margin as CE); only the chosen model gets the full "
                            "evaluation.")
     p.add_argument("--preset", choices=tuple(PRESETS), default="2022",
-                   help="2022: the defaults above; 2023: d=10, n=500, margin 20 with inner radius 1 (INFERRED), "
-                        "eps 4, otherwise as 2022 (INFERRED); quick: the 2022 data with 60 epochs, 2000 test points "
-                        "and Auto-PGD 20 iterations, 1 restart (a CPU-scale choice of this toolkit)")
+                   help=preset_help(PRESETS) + " (2023's inner radius and optimisation INFERRED; quick is a CPU-scale "
+                                               "choice of this toolkit)")
     p.add_argument("--eps", default=None,
-                   help="budget(s) ε, comma-separated, e.g. 0.5 or 0.1,0.5,1.0 (default: the preset's, 0.5 for 2022)")
+                   help=f"budget(s) ε, comma-separated, e.g. 0.5 or 0.1,0.5,1.0 (default: the preset's, {d.eps:g} for 2022)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated methods from {', '.join(METHODS)} "
                                                                  f"(default: all)")
     p.add_argument("--norm", choices=NORMS, default="l2", help="threat model: the l2 or linf ball (default l2)")
@@ -226,14 +151,15 @@ def build_parser() -> Parser:
                    help="instead of a norm ball, the signal-aligned set of K random orthonormal directions "
                         "(2023; union of segments, convex hull the l1 ball in their span), fixed per seed; robust "
                         "error by exact line search along each direction")
-    p.add_argument("--margin", type=float, default=None, help="gap r1 − r0 between the shells (2022: 11, 2023: 20)")
+    p.add_argument("--margin", type=float, default=None, help="gap r1 − r0 between the shells (default: the preset's, "
+                   + ", ".join(f"{k}: {c.margin:g}" for k, c in PRESETS.items()) + ")")
     p.add_argument("--radii", default=None, help="the two radii r0,r1 (must increase), e.g. 1,12; overrides --margin")
     p.add_argument("--d", type=int, default=None, help=f"input dimension (default: the preset's, {d.d} for 2022)")
     p.add_argument("--n", type=int, default=None, help=f"training points (default: the preset's, {d.n} for 2022)")
     p.add_argument("--n-test", type=int, default=None, help=f"test points (default: {d.n_test}; the paper used 100000)")
     p.add_argument("--epochs", type=int, default=None, help=f"training epochs (default: the preset's, {d.epochs})")
     p.add_argument("--batch-size", type=int, default=None, help=f"SGD batch size (INFERRED default {d.batch_size})")
-    p.add_argument("--lrs", default=None, help="learning-rate grid the rule picks from (default 0.1,0.01,0.001)")
+    p.add_argument("--lrs", default=None, help=f"learning-rate grid the rule picks from (default {text(d.lrs)})")
     p.add_argument("--eval-steps", type=int, default=None, help=f"Auto-PGD iterations at evaluation (default {d.eval_steps})")
     p.add_argument("--eval-restarts", type=int, default=None,
                    help=f"Auto-PGD restarts per loss at evaluation (default {d.eval_restarts})")
@@ -242,7 +168,7 @@ def build_parser() -> Parser:
     p.add_argument("--per-epoch", action="store_true",
                    help="after every epoch record the mean cosine between the training points' attack perturbations "
                         "and the radial signal, their fraction of unstable ReLUs (COAP bounds), and the robust error "
-                        "on the first 1000 test points (the poster's 'large eps' plots); costs one short attack per "
+                        f"on the first {d.per_epoch_test} test points (the poster's 'large eps' plots); costs one short attack per "
                         "epoch")
     add_common_arguments(p)
     return p

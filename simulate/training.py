@@ -93,13 +93,15 @@ class Choice:
     candidates: list       # per learning rate: training error, costs, and the ranking evaluation if one ran
     eval_time_s: float
 
-    def record_parts(self, dataset) -> tuple[dict, list, dict]:
-        """(metrics, history, extra) of the chosen run, as `simulate.runner.run_configs` records them."""
+    def record_parts(self, dataset, base: TrainConfig) -> tuple[dict, list, dict]:
+        """(metrics, history, extra) of the chosen run, as `simulate.runner.run_configs` records them;
+        extra holds the resolved training config (`base` at the chosen lr) and the data's parameters."""
         metrics = dict(self.metrics, lr=self.run.lr, train_error=self.run.train_error,
                        interpolated=self.interpolated, train_time_s=self.run.train_time_s,
                        eval_time_s=self.eval_time_s)
         # the rule only ever picks a run that finished, so the record is a healthy one
         return metrics, self.run.history, {"lr_search": self.candidates, "data": dataset.params,
+                                           "train_config": replace(base, lr=self.run.lr),
                                            "diverged": False, "divergence": None,
                                            "num_classes": dataset.num_classes}
 

@@ -17,6 +17,7 @@ from realdata import data as data_mod
 from realdata.data import (CIFAR10_MEAN, CIFAR10_STD, CIFAR10_SUBSET, DATASETS, FASHION_MNIST_DIR,
                            augment_batch, crop_and_flip, load_dataset, read_idx)
 from realdata.errors import UserError
+from realdata.synthetic import SPHERES_PRESETS
 
 
 # --------------------------------------------------------------------------- CIFAR-10 files
@@ -293,9 +294,9 @@ def test_spheres_points_lie_on_the_two_shells_uniformly():
 
 
 def test_spheres_presets_and_radius_parameters():
-    p22 = load_dataset("spheres", n_test=10).params  # the preset's 10⁵ test points would only cost time here
+    p22 = load_dataset("spheres", n_test=10).params
     assert (p22["d"], p22["n"], p22["r0"], p22["r1"], p22["n_test"]) == (100, 50, 1.0, 12.0, 10)
-    assert data_mod.SPHERE_PRESETS["2022"]["n_test"] == 100_000
+    assert load_dataset("spheres", n=1).params["n_test"] == SPHERES_PRESETS["2022"].n_test
     p23 = load_dataset("spheres", preset="2023", r0=2, n_test=10).params  # 2023 keeps its margin of 20
     assert (p23["d"], p23["n"], p23["r1"], p23["margin"]) == (10, 500, 22.0, 20.0)
     d = load_dataset("spheres", d=3, r0=2, margin=5, n=40, n_test=30)

@@ -50,12 +50,13 @@ def test_command_lines_reach_the_same_records_as_the_quick_configs():
     # figures prints these command lines for missing panels and runs quick_configs() itself;
     # both must name the same configurations (same hashes, so the same record files)
     from realdata.results import config_hash
+    from realdata.synthetic import quick_configs
 
     args = spheres.build_parser().parse_args(["--preset", "quick", "--methods", "st,at,coap", "--eps", "0.1,0.5,1",
                                               "--per-epoch"])
     assert ({config_hash(c) for c in spheres.configs_from_args(args)}
-            == {config_hash(c) for c in spheres.quick_configs()})
+            == {config_hash(c) for c in quick_configs("spheres")})
     args = linear.build_parser().parse_args(["--preset", "quick", "--n", "50", "--methods", "st,at,coap",
                                              "--eps", "3,4.5,5.5"])
     assert ({config_hash(c) for c in linear.configs_from_args(args)}
-            == {config_hash(c) for c in linear.quick_configs()})
+            == {config_hash(c) for c in quick_configs("linear")})

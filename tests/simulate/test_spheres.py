@@ -1,6 +1,7 @@
 """Concentric spheres end to end on a tiny configuration, with per-epoch history and the k threat."""
 
-from simulate.spheres import SpheresConfig, quick_configs, run_spheres, table
+from realdata.synthetic import quick_configs
+from simulate.spheres import SpheresConfig, run_spheres, table
 
 TINY = SpheresConfig(preset="quick", d=5, n=20, n_test=200, epochs=3, eval_steps=5, eval_restarts=2,
                      lrs=(0.1, 0.01), per_epoch_test=50, eps=0.3)
@@ -14,6 +15,9 @@ def test_tiny_runs_write_records_with_per_epoch_history(tmp_path):
         c, m = record["config"], record["metrics"]
         assert record["kind"] == "spheres" and {"preset", "method", "norm", "eps", "k", "margin", "seed"} <= set(c)
         assert m["attack"] == "apgd" and m["bound"] == "coap"
+        # the record carries the resolved training config: the preset's values at the chosen lr
+        assert record["train_config"]["epochs"] == TINY.epochs and record["train_config"]["lr"] == m["lr"]
+        assert record["train_config"]["data_params"]["d"] == TINY.d == record["data"]["d"]
         assert m["standard_error"] <= m["robust_error"] <= m["certified_error"]
         assert 0 <= m["unstable_fraction"] <= 1 and -1 <= m["alignment"] <= 1
         assert [h["epoch"] for h in record["history"]] == [1, 2, 3]
@@ -29,6 +33,6 @@ def test_signal_aligned_threat_is_evaluated_exactly(tmp_path):
 
 
 def test_quick_configs_cover_methods_and_budgets():
-    configs = quick_configs()
+    configs = quick_configs("spheres")
     assert {c.method for c in configs} == {"st", "at", "coap"} and len({c.eps for c in configs}) >= 3
     assert all(c.per_epoch and c.preset == "quick" for c in configs)

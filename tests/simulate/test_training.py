@@ -4,7 +4,7 @@ from dataclasses import replace
 from realdata.data import load_dataset
 from realdata.train import build_threat
 from simulate.lr_rule import eligible
-from simulate.spheres import SpheresConfig, data_params, train_config
+from simulate.spheres import SpheresConfig, train_config
 from simulate.training import lr_search
 
 TINY = SpheresConfig(preset="quick", d=5, n=20, n_test=100, epochs=2, eval_steps=5, eval_restarts=1,
@@ -13,7 +13,7 @@ TINY = SpheresConfig(preset="quick", d=5, n=20, n_test=100, epochs=2, eval_steps
 
 def _setup():
     base = train_config(TINY)
-    dataset = load_dataset("spheres", seed=0, **data_params(TINY))
+    dataset = load_dataset("spheres", seed=0, **TINY.data_params())
     return base, dataset, build_threat(base, dataset)
 
 
