@@ -1,7 +1,7 @@
 """Layers that models use and the bounds engine understands, beyond torch.nn's own.
 
-Every model in the toolkit is a plain `nn.Sequential` of Linear, Conv2d, ReLU,
-Flatten, `Normalize` and `Residual`, so each bound method applies to each model.
+Every model in the toolkit is a plain `nn.Sequential` of layers the bounds engine
+understands (`realdata.relaxation.graph.LAYERS`), so each bound method applies to each model.
 """
 from __future__ import annotations
 

@@ -13,6 +13,19 @@ input (pixel) space.  Each threat knows
 * `sample(shape)`  — random points of S (random starts, soundness tests);
 * `radius(delta)`  — the smallest ε for which δ ∈ S (membership checks).
 
+and the fast paths of the bounds engine, so that the engine never asks which
+threat it holds.  The base class answers each from `support` alone (exact,
+just slower); each threat overrides what it can do in closed form:
+
+* `row_support(rows)` — σ_S of every row of an affine map known only by how it
+  acts (`rows.linear`, and `rows.power(t, p)` = Σ_i |a_ki|^p t_i when exact);
+* `column_support(cols, in_shape)` — σ_S of rows stored as columns [b, n_in, m];
+* `box_radius(x)` — the half-widths σ_S(e_i) of the box around S;
+* `patch_support(values, grab)` — σ_S of rows known on a window of the input
+  (`supports_patches` says whether the threat has one);
+* `forward_basis(x, proj, generator)` — the input columns of a forward
+  (dual-network) pass and how they widen a bound, or None for the identity.
+
 All methods treat the leading dimension as the batch and every other dimension
 as the input, so images [B, C, H, W] and vectors [B, d] are handled alike.
 """
@@ -29,6 +42,24 @@ from realdata.errors import UserError
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1)
+
+
+def random_draws(kind: str, shape, generator, like: torch.Tensor) -> torch.Tensor:
+    """Cauchy or Gaussian draws on the generator's device, moved to `like`'s (a CPU generator
+    keeps runs reproducible whatever the device)."""
+    device = generator.device if generator is not None else like.device
+    t = torch.empty(shape, dtype=like.dtype, device=device)
+    t = t.cauchy_(generator=generator) if kind == "cauchy" else t.normal_(generator=generator)
+    return t.to(like.device)
+
+
+#: median of |N(0, 1)| = Φ⁻¹(3/4); the median of |g·v| for Gaussian g is this times ‖v‖₂
+GAUSS_MEDIAN = 0.6744897501960817
+_ROWS = 1024  # identity rows per support evaluation in the generic box
+
+
+def _symmetric(s):
+    return -s, s
 
 
 def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -86,6 +117,48 @@ class Threat(ABC):
     def to_dict(self) -> dict:
         return {"norm": self.norm, "eps": self.eps}
 
+    # -- fast paths of the bounds engine (generic, exact answers here) ---------
+    supports_patches = False
+
+    def row_support(self, rows) -> torch.Tensor | None:
+        """σ_S of every row of an affine map → [1, *out], or None when there is no shortcut
+        (the engine then pulls identity rows back through the map)."""
+        return None
+
+    def column_support(self, cols: torch.Tensor, in_shape: tuple) -> torch.Tensor:
+        """σ_S of the rows stored as columns over the identity basis: [b, n_in, m] → [b, m]."""
+        b, _, m = cols.shape
+        return self.support(cols.transpose(1, 2).reshape((b * m,) + tuple(in_shape))).reshape(b, m)
+
+    def box_radius(self, x: torch.Tensor) -> torch.Tensor:
+        """Half-widths of the smallest box around S, σ_S(e_i) → shaped like one input."""
+        like = dict(dtype=x.dtype, device=x.device)
+        n = x[0].numel()
+        parts = []
+        for start in range(0, n, _ROWS):
+            rows = torch.arange(start, min(n, start + _ROWS), device=x.device)
+            eye = torch.zeros(len(rows), n, **like)
+            eye[torch.arange(len(rows), device=x.device), rows] = 1
+            parts.append(self.support(eye.reshape((len(rows),) + tuple(x.shape[1:]))))
+        return torch.cat(parts).reshape(x.shape[1:])
+
+    def patch_support(self, values: torch.Tensor, grab) -> torch.Tensor:
+        """σ_S of rows held as patches [b, m, C, K, K] (zero off the image), given `grab(t)`, each
+        neuron's window of a map t → [b, m] (only when `supports_patches`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no patch support; the engine checks supports_patches")
+
+    def forward_basis(self, x: torch.Tensor, proj: int | None, generator):
+        """(columns [1, n, *input], widen) for the input group of a forward pass, where
+        widen(p [b, n, m]) → (lo, hi) additions; None means the identity basis, exact."""
+        return None
+
+    def _projected(self, x, proj, generator, kind: str, scale: float):
+        """k random columns whose median absolute image estimates a dual norm (Wong et al. 2018)."""
+        if proj is None or proj >= x[0].numel():
+            return None
+        cols = random_draws(kind, (1, proj) + tuple(x.shape[1:]), generator, x)
+        return cols, lambda p: _symmetric(scale * p.abs().median(1).values)
+
     def __str__(self) -> str:
         return f"{self.norm}(eps={self.eps:g})"
 
@@ -111,6 +184,24 @@ class Linf(Threat):
     def sample(self, shape, generator=None, dtype=torch.float32, device="cpu"):
         u = torch.rand(shape, generator=generator, dtype=dtype, device=device)
         return (2 * u - 1) * self.eps
+
+    supports_patches = True
+
+    def row_support(self, rows):
+        # ε‖row‖₁ = ε·|A|·1: one pass of the map on a constant image instead of one per neuron
+        return None if rows.power is None else self.eps * rows.power(rows.ones(), 1)
+
+    def column_support(self, cols, in_shape):
+        return self.eps * cols.abs().sum(1)
+
+    def box_radius(self, x):
+        return torch.full(tuple(x.shape[1:]), float(self.eps), dtype=x.dtype, device=x.device)
+
+    def patch_support(self, values, grab):
+        return self.eps * values.abs().flatten(2).sum(-1)
+
+    def forward_basis(self, x, proj, generator):
+        return self._projected(x, proj, generator, "cauchy", self.eps)
 
 
 @dataclass(frozen=True)
@@ -141,6 +232,24 @@ class L2(Threat):
         n = _flat(g).norm(dim=1).clamp_min(1e-12)
         r = self.eps * torch.rand(shape[0], generator=generator, dtype=dtype, device=device) ** (1.0 / d)
         return g * _per_sample(r / n, g)
+
+    supports_patches = True
+
+    def row_support(self, rows):
+        # ε‖row‖₂ = ε·sqrt(A²·1)
+        return None if rows.power is None else self.eps * rows.power(rows.ones(), 2).clamp(min=0).sqrt()
+
+    def column_support(self, cols, in_shape):
+        return self.eps * cols.norm(dim=1)
+
+    def box_radius(self, x):
+        return torch.full(tuple(x.shape[1:]), float(self.eps), dtype=x.dtype, device=x.device)
+
+    def patch_support(self, values, grab):
+        return self.eps * values.flatten(2).norm(dim=-1)
+
+    def forward_basis(self, x, proj, generator):
+        return self._projected(x, proj, generator, "normal", self.eps / GAUSS_MEDIAN)
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,6 +342,25 @@ class Directions(Threat):
 
     def to_dict(self):
         return {"norm": self.norm, "eps": self.eps, "k": self.k}
+
+    # the support depends only on the k coordinates ⟨ν, δ_j⟩: push the directions instead of rows
+    supports_patches = True
+
+    def _dirs(self, like: torch.Tensor) -> torch.Tensor:
+        return self.directions.to(dtype=like.dtype, device=like.device)
+
+    def row_support(self, rows):
+        return self.eps * rows.linear(self._dirs(rows.ones()).unsqueeze(0)).abs().amax(1)
+
+    def box_radius(self, x):
+        return self.eps * self._dirs(x).abs().amax(0)
+
+    def patch_support(self, values, grab):
+        coords = torch.stack([(values * grab(dj.unsqueeze(0))).flatten(2).sum(-1) for dj in self._dirs(values)])
+        return self.eps * coords.abs().amax(0)
+
+    def forward_basis(self, x, proj, generator):
+        return self._dirs(x).unsqueeze(0), lambda p: _symmetric(self.eps * p.abs().amax(1))
 
     def __str__(self):
         return f"directions(k={self.k}, eps={self.eps:g})"

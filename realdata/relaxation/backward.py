@@ -3,17 +3,19 @@ function g computed by a chain of nodes (the whole model, or the prefix that
 ends at one ReLU's input).
 
 Coefficients Λ ([b, m, *shape], b = 1 while they do not depend on the example)
-travel from the output to the input: transposed through affine leaves (adding
-⟨Λ, bias⟩), through each ReLU's relaxation (adding its intercepts), and split
-and summed at residual blocks.  At the input the bound is concretised with the
-threat's conjugate: Λᵀx ∓ σ_S(∓Λ).  Every threat in the toolkit is symmetric
-(S = −S), so one support evaluation serves both sides.
+travel from the output to the input, each node doing its own step (`layers.py`):
+transposed through affine layers (adding ⟨Λ, bias⟩), through each ReLU's
+relaxation (adding its intercepts), and split and summed at residual blocks.  At
+the input the bound is concretised with the threat's conjugate: Λᵀx ∓ σ_S(∓Λ).
+Every threat in the toolkit is symmetric (S = −S), so one support evaluation
+serves both sides.
 """
 from __future__ import annotations
 
 import torch
 
-from realdata.relaxation.graph import Block, Chain, Leaf, Relu
+from realdata.relaxation.layers import Chain
+from realdata.relaxation.relus import Spec
 
 
 class Totals:
@@ -32,22 +34,19 @@ class Totals:
             self.hi = self.hi + (lo if hi is None else hi)
 
 
-def _propagate(chain: Chain, lam: torch.Tensor, relaxations, totals: Totals) -> torch.Tensor:
-    for node in reversed(chain.nodes):
-        if isinstance(node, Leaf):
-            totals.add(node.bias_term(lam))
-            lam = node.transpose(lam)
-        elif isinstance(node, Relu):
-            lam, lo, hi = relaxations[node.index].backward(lam)
-            totals.add(lo, hi)
-        elif isinstance(node, Block):
-            lam = _propagate(node.main, lam, relaxations, totals) + _propagate(node.skip, lam, relaxations, totals)
-    return lam
+class Propagation:
+    """What the nodes of one backward propagation share: the relaxations, the constants and
+    the specification block being propagated."""
+
+    def __init__(self, relaxations, two_sided: bool, spec: Spec | None = None):
+        self.relaxations = relaxations
+        self.totals = Totals(two_sided)
+        self.spec = spec
 
 
 def row_support(chain: Chain, lam: torch.Tensor, threat) -> torch.Tensor:
     """σ_S of each row of Λ pulled back through a ReLU-free chain → [b, m]."""
-    lam_in = _propagate(chain, lam, [], Totals(False))
+    lam_in = chain.backward(lam, Propagation([], False))
     b, m = lam_in.shape[:2]
     return threat.support(lam_in.reshape((b * m,) + tuple(lam_in.shape[2:]))).reshape(b, m)
 
@@ -60,17 +59,18 @@ def input_terms(lam_in: torch.Tensor, x: torch.Tensor, threat):
     return center, spread
 
 
-def linear_bounds(chain: Chain, lam: torch.Tensor, x: torch.Tensor, threat, relaxations, two_sided: bool):
+def linear_bounds(chain: Chain, lam: torch.Tensor, x: torch.Tensor, threat, relaxations, two_sided: bool,
+                  spec: Spec | None = None):
     """Lower (and, when `two_sided`, upper) bounds of Λᵀ·chain(x') → [B, m] each.
 
-    `two_sided` needs every relaxation met on the way to use the parallel rule;
-    otherwise callers pass [Λ; −Λ] and negate the second half.
+    `two_sided` needs every relaxation met on the way to be two-sided; otherwise
+    callers pass [Λ; −Λ] and negate the second half.
     """
-    totals = Totals(two_sided)
-    lam_in = _propagate(chain, lam, relaxations, totals)
+    run = Propagation(relaxations, two_sided, spec)
+    lam_in = chain.backward(lam, run)
     center, spread = input_terms(lam_in, x, threat)
-    lower = (center + totals.lo - spread).expand(x.shape[0], -1)
+    lower = (center + run.totals.lo - spread).expand(x.shape[0], -1)
     if not two_sided:
         return lower, None
-    upper = (center + totals.hi + spread).expand(x.shape[0], -1)
+    upper = (center + run.totals.hi + spread).expand(x.shape[0], -1)
     return lower, upper

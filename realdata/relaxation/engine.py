@@ -1,38 +1,28 @@
-"""One linear-relaxation engine; each bound method is a recipe for it.
+"""One linear-relaxation engine; each bound method is a recipe for it (`recipes.py`).
 
-A recipe picks (1) where the pre-activation bounds of the ReLU layers come from
-— interval propagation, or the same linear propagation run from every neuron of
-the layer — and (2) the lower-slope rule of the unstable ReLUs (`relu.RULES`).
-The input conjugate is always the threat's support function.  The output bound
-is the linear propagation of the margin specification with the recipe's rule,
-IBP's bound, or (CROWN-IBP) a β-mix of the two.
-
-=========  ==================  ==========  =====================
-method     intermediate bounds  slope rule  output
-=========  ==================  ==========  =====================
-ibp        interval             —           interval
-crown      linear               adaptive    linear
-crown-ibp  interval             adaptive    β·linear + (1−β)·interval
-coap       linear               parallel    linear
-=========  ==================  ==========  =====================
+The engine computes the pre-activation bounds of every ReLU layer the recipe's
+way — interval propagation (`intervals.py`), or one linear propagation per neuron
+with the recipe's relaxation class — and bounds the output margins with the
+recipe's output rule.  The input conjugate is always the threat's support
+function, asked through the threat's own fast paths.
 
 The per-neuron linear passes run backward (`backward.py`, in patches behind
-convolutions: `patches.py`); COAP may instead push its dual network forward
-(`forward.py`), which is the only way for random projections and the cheaper
-way when the input is narrow next to the layers.  Both give the same bounds.
+convolutions: `patches.py`); a relaxation whose lines are parallel (COAP) may
+instead push its dual network forward (`forward.py`), which is the only way for
+random projections and the cheaper way when the input is narrow next to the
+layers.  Both give the same bounds.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 
 from realdata.relaxation import forward, patches
 from realdata.relaxation.backward import linear_bounds, row_support
-from realdata.relaxation.conjugate import prefix_support
-from realdata.relaxation.graph import Graph, chain_macs, parse, prefix
+from realdata.relaxation.graph import Graph, parse
 from realdata.relaxation.intervals import IntervalPass
-from realdata.relaxation.relu import ADAPTIVE, PARALLEL, ReluRelaxation
+from realdata.relaxation.layers import Chain
+from realdata.relaxation.recipes import RECIPES
+from realdata.relaxation.relus import Spec
 
 #: elements of one chunk of per-neuron coefficients (B × neurons × widest shape on the way)
 DEFAULT_BUDGET = 1 << 24
@@ -40,26 +30,34 @@ DEFAULT_BUDGET = 1 << 24
 FORWARD_OVERHEAD = 1.5
 
 
-@dataclass(frozen=True)
-class Recipe:
-    intermediate: str  # "interval" or "linear"
-    rule: str
-    output: str  # "interval", "linear" or "mix"
-
-
-RECIPES = {
-    "ibp": Recipe("interval", ADAPTIVE, "interval"),
-    "crown": Recipe("linear", ADAPTIVE, "linear"),
-    "crown-ibp": Recipe("interval", ADAPTIVE, "mix"),
-    "coap": Recipe("linear", PARALLEL, "linear"),
-}
-
-
 def _numel(shape) -> int:
     n = 1
     for s in shape:
         n *= s
     return n
+
+
+class AffineRows:
+    """The rows of a ReLU-free chain as a threat's `row_support` sees them: `linear(cols)`,
+    and `power(t, p)` when it is exact (at most one layer that is not diagonal)."""
+
+    def __init__(self, chain: Chain, x: torch.Tensor):
+        self.chain, self.x = chain, x
+        if sum(not layer.diagonal for layer in chain.nodes) <= 1:
+            self.power = self._power
+        else:
+            self.power = None
+
+    def ones(self) -> torch.Tensor:
+        return torch.ones((1,) + tuple(self.x.shape[1:]), dtype=self.x.dtype, device=self.x.device)
+
+    def linear(self, cols: torch.Tensor) -> torch.Tensor:
+        return self.chain.linear(cols)
+
+    def _power(self, t: torch.Tensor, p: int) -> torch.Tensor:
+        for layer in self.chain.nodes:
+            t = layer.power(t, p)
+        return t
 
 
 class Engine:
@@ -71,6 +69,7 @@ class Engine:
         self.x = x
         self.threat = threat
         self.recipe = RECIPES[method]
+        self.relaxation = self.recipe.relaxation
         self.beta = beta
         self.proj = proj
         self.chunk_size = chunk_size
@@ -85,6 +84,10 @@ class Engine:
             self._bounds = self._compute_bounds()
         return self._bounds
 
+    def relaxations(self, bounds: list) -> list:
+        """The recipe's relaxation of every ReLU layer with the given bounds."""
+        return [self.relaxation(lo, up) for lo, up in bounds]
+
     def _compute_bounds(self) -> list:
         g = self.graph
         if g.num_relus == 0:
@@ -94,12 +97,12 @@ class Engine:
             self._intervals = IntervalPass(g, self.x, self.threat, first)
         if self.recipe.intermediate == "interval":
             return self._intervals.bounds
-        if self.recipe.rule == PARALLEL and self._use_forward(first):
-            return forward.coap_bounds(g, self.x, self.threat, first, proj=self.proj, generator=self.generator)
+        if self.relaxation.forward_capable and self._use_forward(first):
+            return forward.dual_bounds(g, self.x, self.threat, self.relaxation, first, proj=self.proj,
+                                       generator=self.generator)
         bounds = [first]
         for k in range(1, g.num_relus):
-            relax = [ReluRelaxation(lo, up, self.recipe.rule) for lo, up in bounds]
-            bounds.append(self._layer_bounds(k, relax))
+            bounds.append(self._layer_bounds(k, self.relaxations(bounds)))
         return bounds
 
     def _use_forward(self, first) -> bool:
@@ -116,29 +119,27 @@ class Engine:
         """Multiply-adds per example of one backward pass per neuron of every layer."""
         total = 0.0
         for k in range(1, self.graph.num_relus):
-            chain = prefix(self.graph.root, k)
-            per_neuron = (patches.patch_cost(chain) if patches.applicable(chain, self.threat, self.x)
-                          else chain_macs(chain))
+            chain = self.graph.prefix(k)
+            per_neuron = patches.patch_cost(chain) if patches.applicable(chain, self.threat, self.x) else chain.macs()
             total += _numel(self.graph.relu_shapes[k]) * per_neuron
         return total
 
     def _first_layer(self):
         """Exact range of the first ReLU's affine prefix: its forward pass ± the support of each row."""
-        chain = prefix(self.graph.root, 0)
-        centre = self.x
-        for leaf in chain.nodes:
-            centre = leaf.forward(centre)
-        spread = prefix_support(chain, self.threat, self.x)
+        chain = self.graph.prefix(0)
+        centre = chain.forward(self.x)
+        spread = self.threat.row_support(AffineRows(chain, self.x)) if chain.nodes else None
         if spread is None:
             # the rows of an affine prefix do not depend on the example: one support per neuron serves the batch
-            spread = torch.cat([row_support(chain, rows, self.threat) for rows in self._identity_chunks(0, batch=1)], 1)
+            spread = torch.cat([row_support(chain, rows, self.threat) for _, rows in self._identity_chunks(0, batch=1)],
+                               1)
             spread = spread.reshape((1,) + self.graph.relu_shapes[0])
         return centre - spread, centre + spread
 
     def _layer_bounds(self, k: int, relax: list):
-        chain = prefix(self.graph.root, k)
+        chain = self.graph.prefix(k)
         shape = self.graph.relu_shapes[k]
-        parallel = self.recipe.rule == PARALLEL
+        two_sided = self.relaxation.two_sided
         B = self.x.shape[0]
         lows, ups = [], []
         if patches.applicable(chain, self.threat, self.x):
@@ -146,24 +147,27 @@ class Engine:
             chunk = self.chunk_size or max(1, DEFAULT_BUDGET // (B * patches.patch_size(chain, self.x)))
             for start in range(0, m, chunk):
                 rows = torch.arange(start, min(m, start + chunk), device=self.x.device)
-                lo, up = patches.patch_bounds(chain, rows, self.x, self.threat, relax, parallel)
-                if not parallel:  # one-sided rule: the upper bound is minus the lower bound of −z
-                    up = -patches.patch_bounds(chain, rows, self.x, self.threat, relax, False, sign=-1.0)[0]
+                spec = Spec(k, start, start + len(rows))
+                lo, up = patches.patch_bounds(chain, rows, self.x, self.threat, relax, two_sided, spec=spec)
+                if not two_sided:  # one-sided rule: the upper bound is minus the lower bound of −z
+                    up = -patches.patch_bounds(chain, rows, self.x, self.threat, relax, False, sign=-1.0, spec=spec)[0]
                 lows.append(lo)
                 ups.append(up)
             return torch.cat(lows, 1).reshape((B,) + shape), torch.cat(ups, 1).reshape((B,) + shape)
-        for rows in self._identity_chunks(k, batch=B):
-            if parallel:
-                lo, up = linear_bounds(chain, rows, self.x, self.threat, relax, two_sided=True)
+        for spec, rows in self._identity_chunks(k, batch=B):
+            if two_sided:
+                lo, up = linear_bounds(chain, rows, self.x, self.threat, relax, two_sided=True, spec=spec)
             else:
                 m = rows.shape[1]
-                both, _ = linear_bounds(chain, torch.cat([rows, -rows], 1), self.x, self.threat, relax, two_sided=False)
+                both, _ = linear_bounds(chain, torch.cat([rows, -rows], 1), self.x, self.threat, relax,
+                                        two_sided=False, spec=spec)
                 lo, up = both[:, :m], -both[:, m:]
             lows.append(lo)
             ups.append(up)
         return torch.cat(lows, 1).reshape((B,) + shape), torch.cat(ups, 1).reshape((B,) + shape)
 
     def _identity_chunks(self, k: int, batch: int):
+        """(Spec, identity rows [1, n, *shape]) for chunks of the neurons of ReLU layer k."""
         shape = self.graph.relu_shapes[k]
         m = _numel(shape)
         chunk = self.chunk_size or max(1, DEFAULT_BUDGET // (batch * self._widest(k)))
@@ -171,7 +175,7 @@ class Engine:
             n = min(chunk, m - start)
             rows = torch.zeros(1, n, m, dtype=self.x.dtype, device=self.x.device)
             rows[0, torch.arange(n, device=rows.device), torch.arange(start, start + n, device=rows.device)] = 1
-            yield rows.reshape((1, n) + shape)
+            yield Spec(k, start, start + n), rows.reshape((1, n) + shape)
 
     def _widest(self, k: int) -> int:
         shapes = [self.graph.in_shape] + self.graph.relu_shapes[:k + 1]
@@ -188,9 +192,8 @@ class Engine:
         weight = self.beta if out == "mix" else (1.0 if out == "linear" else 0.0)
         total = 0
         if weight > 0:
-            relax = [ReluRelaxation(lo, up, self.recipe.rule) for lo, up in bounds]
-            lower, _ = linear_bounds(self.graph.root, spec, self.x, self.threat, relax,
-                                     two_sided=self.recipe.rule == PARALLEL)
+            lower, _ = linear_bounds(self.graph.root, spec, self.x, self.threat, self.relaxations(bounds),
+                                     two_sided=self.relaxation.two_sided, spec=Spec())
             total = weight * lower
         if weight < 1:
             total = total + (1 - weight) * self._interval_output(spec)

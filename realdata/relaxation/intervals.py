@@ -12,13 +12,14 @@ from __future__ import annotations
 import torch
 
 from realdata.relaxation.backward import linear_bounds
-from realdata.relaxation.conjugate import box_radius
-from realdata.relaxation.graph import Block, Chain, Graph, Leaf, Relu
+from realdata.relaxation.graph import Graph
+from realdata.relaxation.layers import Chain
+
 
 def tail_start(root: Chain) -> int:
-    """Index of the first node of the trailing run of affine leaves."""
+    """Index of the first node of the trailing run of affine layers."""
     t = len(root.nodes)
-    while t > 0 and isinstance(root.nodes[t - 1], Leaf):
+    while t > 0 and root.nodes[t - 1].is_affine:
         t -= 1
     return t
 
@@ -33,23 +34,15 @@ class IntervalPass:
         self.first_bounds = first_bounds
         self.bounds = [None] * graph.num_relus
         self.cut = tail_start(graph.root)
-        radius = box_radius(threat, x).expand_as(x)
-        self.box = self._run(Chain(graph.root.nodes[:self.cut]), x, radius)
+        radius = threat.box_radius(x).expand_as(x)
+        self.box = Chain(graph.root.nodes[:self.cut]).interval(x, radius, self)
 
-    def _run(self, chain: Chain, c: torch.Tensor, r: torch.Tensor):
-        for node in chain.nodes:
-            if isinstance(node, Leaf):
-                c, r = node.forward(c), node.abs_linear(r)
-            elif isinstance(node, Relu):
-                lo, up = (c - r, c + r) if node.index > 0 else self.first_bounds
-                self.bounds[node.index] = (lo, up)
-                lo, up = lo.clamp(min=0), up.clamp(min=0)
-                c, r = (up + lo) / 2, (up - lo) / 2
-            elif isinstance(node, Block):
-                cm, rm = self._run(node.main, c, r)
-                cs, rs = self._run(node.skip, c, r)
-                c, r = cm + cs, rm + rs
-        return c, r
+    def relu_bounds(self, relu, lo, up):
+        """Record (and return) the bounds of a ReLU's input; the first layer's are exact."""
+        if relu.index == 0:
+            lo, up = self.first_bounds
+        self.bounds[relu.index] = (lo, up)
+        return lo, up
 
     def output_lower(self, spec: torch.Tensor) -> torch.Tensor:
         """Lower bounds of specᵀ·model(x') ([B, m, *out] → [B, m])."""
@@ -57,10 +50,10 @@ class IntervalPass:
         if self.cut == 0:  # an affine model: its range is exact
             return linear_bounds(tail, spec, self.x, self.threat, [], two_sided=False)[0]
         lam, const = spec, 0
-        for leaf in reversed(tail.nodes):
-            b = leaf.bias_term(lam)
+        for layer in reversed(tail.nodes):
+            b = layer.bias_term(lam)
             const = const if b is None else const + b
-            lam = leaf.transpose(lam)
+            lam = layer.transpose(lam)
         c, r = self.box
         centre = (lam.flatten(2) @ c.flatten(1).unsqueeze(-1)).squeeze(-1)
         spread = (lam.abs().flatten(2) @ r.flatten(1).unsqueeze(-1)).squeeze(-1)

@@ -5,7 +5,6 @@ from torch import nn
 
 from realdata.bounds import margin_lower_bounds, preactivation_bounds, robust_loss
 from realdata.errors import UserError
-from realdata.layers import Normalize
 from realdata.threats import Directions, Linf, random_directions
 
 
@@ -28,10 +27,16 @@ def test_unsupported_layer_inside_a_block_is_named_by_path():
         preactivation_bounds(model, torch.rand(2, 4), Linf(0.1), "coap")
 
 
-def test_normalize_after_the_first_layer_is_rejected():
-    model = nn.Sequential(nn.Linear(4, 4), Normalize([0.0] * 4, [1.0] * 4), nn.ReLU(), nn.Linear(4, 2))
-    with pytest.raises(UserError, match="layer 1 is a Normalize"):
-        preactivation_bounds(model, torch.rand(2, 4), Linf(0.1), "crown")
+def test_max_pooling_is_named_by_path():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 2))
+    with pytest.raises(UserError, match=r"layer 2 \(MaxPool2d\) is not supported"):
+        margin_lower_bounds(model, torch.rand(2, 1, 6, 6), torch.tensor([0, 1]), Linf(0.1), "crown")
+
+
+def test_dropout_in_training_mode_is_rejected():
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Dropout(0.5), nn.Linear(5, 3))
+    with pytest.raises(UserError, match=r"layer 2 .*model.eval\(\)"):
+        margin_lower_bounds(model, torch.rand(2, 4), torch.tensor([0, 1]), Linf(0.1), "ibp")
 
 
 def test_input_shape_that_the_model_cannot_take():

@@ -10,9 +10,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-m
 from bounds_helpers import cnn, mlp, resnet
 from realdata.bounds import BOUND_METHODS, margin_lower_bounds, preactivation_bounds
 from realdata.relaxation.backward import linear_bounds
-from realdata.relaxation.graph import parse, prefix
-from realdata.relaxation.relu import ADAPTIVE, ReluRelaxation
-from realdata.threats import L2, Directions, Linf, random_directions
+from realdata.relaxation.graph import parse
+from realdata.relaxation.relus import AdaptiveSlope
+from realdata.threats import L2, Directions, Linf, Threat, random_directions
 
 
 def _batch(shape, classes, seed=0, n=4):
@@ -51,7 +51,7 @@ def test_crown_ibp_interpolates_ibp_and_crown_over_ibp_bounds(threat):
 
     # CROWN's output layer over IBP's intermediate bounds, assembled from the engine's parts
     graph = parse(model, x)
-    relax = [ReluRelaxation(lo, up, ADAPTIVE) for lo, up in preactivation_bounds(model, x, threat, "ibp")]
+    relax = [AdaptiveSlope(lo, up) for lo, up in preactivation_bounds(model, x, threat, "ibp")]
     eye = torch.eye(5, dtype=x.dtype)
     spec = eye[y].unsqueeze(1) - eye.unsqueeze(0)
     crown_over_ibp, _ = linear_bounds(graph.root, spec, x, threat, relax, two_sided=False)
@@ -168,7 +168,7 @@ def test_patches_equal_the_dense_backward_pass(threat, method, arch, monkeypatch
     if isinstance(threat, Directions):
         threat = Directions(threat.eps, random_directions(2, (3, size, size), seed=1, dtype=torch.float64))
     graph = parse(model, x)
-    assert any(patches.applicable(prefix(graph.root, k), threat, x) for k in range(1, graph.num_relus))
+    assert any(patches.applicable(graph.prefix(k), threat, x) for k in range(1, graph.num_relus))
     options = {"direction": "backward"} if method == "coap" else {}
     patched = preactivation_bounds(model, x, threat, method, **options)
     monkeypatch.setattr(patches, "applicable", lambda chain, threat, x: False)
@@ -177,18 +177,27 @@ def test_patches_equal_the_dense_backward_pass(threat, method, arch, monkeypatch
         assert torch.allclose(a, c, atol=1e-12) and torch.allclose(b, d, atol=1e-12)
 
 
-def test_closed_form_conjugates_equal_the_support_function(monkeypatch):
-    """With the ℓ2 type hidden from the engine, every isinstance-based shortcut misses and
-    the generic paths (Threat.support on explicit rows) run; the bounds must not change."""
-    from realdata.relaxation import conjugate, forward, patches
+class _GenericL2(L2):
+    """The ℓ2 ball with none of its closed forms: every fast path falls back to `Threat`'s
+    generic one (explicit rows through `support`)."""
+
+    supports_patches = False
+    row_support = Threat.row_support
+    column_support = Threat.column_support
+    box_radius = Threat.box_radius
+    forward_basis = Threat.forward_basis
+
+
+def test_closed_form_conjugates_equal_the_support_function():
+    """With the ℓ2 threat's closed forms taken away, the generic paths (Threat.support on
+    explicit rows) run; the bounds must not change."""
+    from realdata.relaxation.engine import AffineRows
 
     model = resnet(4, width=0.125, size=8, normalize=True)
     x, y = _batch((3, 8, 8), 10)
     runs = [(m, "auto") for m in ("ibp", "crown", "crown-ibp")] + [("coap", "forward"), ("coap", "backward")]
     plain = [margin_lower_bounds(model, x, y, L2(0.3), m, direction=d) for m, d in runs]
-    for module in (conjugate, forward, patches):
-        monkeypatch.setattr(module, "L2", type("Hidden", (), {}))
-    assert conjugate.prefix_support(prefix(parse(model, x).root, 0), L2(0.3), x) is None
+    assert _GenericL2(0.3).row_support(AffineRows(parse(model, x).prefix(0), x)) is None
     for (method, direction), expected in zip(runs, plain):
-        generic = margin_lower_bounds(model, x, y, L2(0.3), method, direction=direction)
+        generic = margin_lower_bounds(model, x, y, _GenericL2(0.3), method, direction=direction)
         assert torch.allclose(generic, expected, atol=1e-12), (method, direction)
