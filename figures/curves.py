@@ -7,14 +7,34 @@ import numpy as np
 from figures.style import eps_formatter, method_sort_key, method_style
 
 
-def plot_method_curves(ax, by_method: dict, band: bool = True, markers: bool = True, clip=(0.0, 1.0)):
+#: the legend's entry for a hollow marker (`plot_flagged`)
+FLAGGED_LABEL = "hollow: collapsed or diverged run\n(left out of lines and summaries)"
+
+
+def plot_flagged(ax, flagged: dict):
+    """Hollow markers, one per collapsed or diverged run, from `{method: [(x, value), ...]}`.
+    Returns the methods that had such a run."""
+    drawn = []
+    for method in sorted(flagged, key=method_sort_key):
+        if flagged[method]:
+            style = method_style(method)
+            x, y = zip(*flagged[method])
+            ax.plot(x, y, linestyle="none", marker=style.marker, markerfacecolor="none",
+                    markeredgecolor=style.color, markeredgewidth=1.5)
+            drawn.append(method)
+    return drawn
+
+
+def plot_method_curves(ax, by_method: dict, band: bool = True, markers: bool = True, clip=(0.0, 1.0),
+                       flagged: dict | None = None):
     """One curve per method from `{method: [Point, ...]}`, methods in legend order.
 
     The band is mean ± one standard deviation over seeds, clipped to `clip` because
     errors and discrepancies live in [0, 1]; with one seed there is no band.
-    Returns the methods drawn.
+    `flagged` (`{method: [(x, value), ...]}`) adds the collapsed or diverged runs as
+    hollow markers. Returns the methods drawn.
     """
-    drawn = []
+    drawn = plot_flagged(ax, flagged or {})
     for method in sorted(by_method, key=method_sort_key):
         points = by_method[method]
         if not points:
@@ -44,18 +64,22 @@ def format_eps_axis(ax, eps_values, label: str = "ε"):
     ax.xaxis.set_major_formatter(mticker.FuncFormatter(eps_formatter(eps_values)))
 
 
-def legend_handles(methods):
-    """Proxy artists for a figure-level legend covering every method drawn in any panel."""
+def legend_handles(methods, flagged: bool = False):
+    """Proxy artists for a figure-level legend covering every method drawn in any panel,
+    and, when `flagged`, the note that a hollow marker is a collapsed or diverged run."""
     from matplotlib.lines import Line2D
     handles = []
     for method in sorted(set(methods), key=method_sort_key):
         style = method_style(method)
         handles.append(Line2D([], [], color=style.color, linestyle=style.linestyle, marker=style.marker,
                               label=style.label))
+    if flagged:
+        handles.append(Line2D([], [], color="0.3", linestyle="none", marker="o", markerfacecolor="none",
+                              label=FLAGGED_LABEL))
     return handles
 
 
-def add_figure_legend(fig, methods, loc="outside upper center"):
-    handles = legend_handles(methods)
+def add_figure_legend(fig, methods, loc="outside upper center", flagged: bool = False):
+    handles = legend_handles(methods, flagged)
     if handles:
         fig.legend(handles=handles, loc=loc, ncols=len(handles), frameon=False)

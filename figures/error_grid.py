@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from figures.commands import MNIST_FORMAT, train_command
 from figures.curves import add_figure_legend, format_eps_axis, plot_method_curves
-from figures.records import pooled_settings, series, versus_at
+from figures import claims
+from figures.records import flagged_points, health_warning, pooled_settings, series, versus_at
 from figures.spec import FigureSpec
 from figures.style import dataset_label, dataset_sort_key, eps_formatter, message_panel, norm_label
 
@@ -20,6 +21,8 @@ METRICS = (
     ("robust_acc_disc", "Robust accuracy\ndiscrepancy"),
 )
 GROUP_KEYS = ("dataset", "norm", "method")
+#: what makes two training runs comparable in a claim (with ε): the same data and threat
+CELL_KEYS = ("dataset", "norm")
 
 
 def columns(records) -> list[tuple]:
@@ -45,6 +48,11 @@ def grid_series(records, metrics=METRICS) -> dict:
     return {metric: series(records, GROUP_KEYS, "eps", metric) for metric, _ in metrics}
 
 
+def grid_flagged(records, metrics=METRICS) -> dict:
+    """`{metric: {(dataset, norm, method): [(ε, value), ...]}}` of collapsed or diverged runs."""
+    return {metric: flagged_points(records, GROUP_KEYS, "eps", metric) for metric, _ in metrics}
+
+
 def column_title(dataset, norm, several_norms: bool) -> str:
     return f"{dataset_label(dataset)} ({norm_label(norm)})" if several_norms else dataset_label(dataset)
 
@@ -55,7 +63,7 @@ def draw_grid(fig, records, metrics=METRICS, legend_loc="outside upper center", 
     cols = columns(records)
     missing = missing_columns(records)
     several_norms = len({n for _, n in cols}) > 1
-    data = grid_series(records, metrics)
+    data, flagged = grid_series(records, metrics), grid_flagged(records, metrics)
     layout = [("data", c) for c in cols] + [("missing", d) for d in missing]
     gs = fig.add_gridspec(len(metrics), len(layout))
     methods_drawn, lines = [], []
@@ -69,13 +77,15 @@ def draw_grid(fig, records, metrics=METRICS, legend_loc="outside upper center", 
             lines.append(f"error grid: no {dataset_label(column)} records; run: {command}")
             continue
         dataset, norm = column
-        eps_values = [p.x for key, pts in data[metrics[0][0]].items() if key[:2] == column for p in pts]
+        eps_values = ([p.x for key, pts in data[metrics[0][0]].items() if key[:2] == column for p in pts]
+                      + [x for key, pts in flagged[metrics[0][0]].items() if key[:2] == column for x, _ in pts])
         first = None
         for i, (metric, label) in enumerate(metrics):
             ax = fig.add_subplot(gs[i, j], sharex=first)
             first = first or ax
             by_method = {m: pts for (d, n, m), pts in data[metric].items() if (d, n) == column}
-            methods_drawn += plot_method_curves(ax, by_method)
+            hollow = {m: pts for (d, n, m), pts in flagged[metric].items() if (d, n) == column}
+            methods_drawn += plot_method_curves(ax, by_method, flagged=hollow)
             ax.set_ylim(bottom=0)
             if i == 0:
                 ax.set_title(column_title(dataset, norm, several_norms))
@@ -85,8 +95,21 @@ def draw_grid(fig, records, metrics=METRICS, legend_loc="outside upper center", 
                 format_eps_axis(ax, eps_values, f"ε ({norm_label(norm)})")
             else:
                 ax.tick_params(labelbottom=False)
-    add_figure_legend(fig, methods_drawn, legend_loc)
-    return lines + summarize(data, cols, metrics) + pooled_settings(records, ("dataset", "norm", "method", "eps"))
+    warning = health_warning(records)
+    add_figure_legend(fig, methods_drawn, legend_loc, flagged=warning is not None)
+    return (lines + claim_lines(records) + summarize(data, cols, metrics) + ([warning] if warning else [])
+            + pooled_settings(records, ("dataset", "norm", "method", "eps")))
+
+
+def claim_lines(records) -> list[str]:
+    """How often each certified method's robust error is above AT's over (dataset, norm, ε)."""
+    return claims.claim_lines(records, CELL_KEYS)
+
+
+def heading(records) -> str:
+    """The grid's heading: what its records show about certified training against AT."""
+    return claims.heading(records, CELL_KEYS, "", "Errors and fairness against ε (no cell compares AT with a "
+                          "certified method yet)")
 
 
 def summarize(data, cols, metrics=METRICS) -> list[str]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from figures.commands import linear_command
 from figures.curves import add_figure_legend, format_eps_axis, plot_method_curves
-from figures.records import pooled_settings, series, versus_at
+from figures import claims
+from figures.records import flagged_points, health_warning, pooled_settings, series, versus_at
 from figures.spec import FigureSpec
 from figures.style import message_panel
 
@@ -26,13 +27,32 @@ def curves_for(records, n, metric) -> dict:
 
 def draw_panel(ax, records, n, metric, label, title=True):
     curves = curves_for(records, n, metric)
-    drawn = plot_method_curves(ax, curves)
+    hollow = {m: pts for (nn, m), pts in flagged_points(records, ("n", "method"), "eps", metric).items() if nn == n}
+    drawn = plot_method_curves(ax, curves, flagged=hollow)
     ax.set_ylim(bottom=0)
     ax.set_ylabel(label)
-    format_eps_axis(ax, [p.x for pts in curves.values() for p in pts], "ε (along the signal e₁)")
+    format_eps_axis(ax, [p.x for pts in curves.values() for p in pts] + [x for pts in hollow.values() for x, _ in pts],
+                    "ε (along the signal e₁)")
     if title:
         ax.set_title(f"Linear distribution, n = {n:g}")
     return drawn
+
+
+#: a linear run is compared with AT's at the same training-set size and ε
+CELL_KEYS = ("n",)
+
+
+def _label(cell) -> str:
+    return f"linear n={cell[0]:g}"
+
+
+def claim_lines(records) -> list[str]:
+    return claims.claim_lines(records, CELL_KEYS, label=_label)
+
+
+def heading(records) -> str:
+    return claims.heading(records, CELL_KEYS, "The theorem's data, two-layer net",
+                          "The theorem's data, two-layer net: no run compares AT with COAP yet", label=_label)
 
 
 def summarize(records) -> list[str]:
@@ -59,8 +79,9 @@ def draw(fig, results) -> list[str]:
     for j, n in enumerate(ns):
         for i, (metric, label) in enumerate(METRICS):
             drawn += draw_panel(axes[i, j], records, n, metric, label, title=(i == 0))
-    add_figure_legend(fig, drawn)
-    return summarize(records) + pooled_settings(records, ("n", "method", "eps"))
+    warning = health_warning(records)
+    add_figure_legend(fig, drawn, flagged=warning is not None)
+    return claim_lines(records) + summarize(records) + ([warning] if warning else []) + pooled_settings(records, ("n", "method", "eps"))
 
 
 SPEC = FigureSpec("linear", "Linear distribution", (10, 7), draw)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from figures import error_grid, linear, relaxation, spheres, theorem
 from figures.commands import POSTER_COMMAND, QUICK_TRAIN_GRID, QUICK_TRAIN_METHODS, linear_command
-from figures.records import Results, load_results, parse_where
+from figures.curves import legend_handles
+from figures.records import Results, health_warning, load_results, parse_where
 from figures.spec import render
-from figures.style import message_panel, new_figure, save_figure, style_context
+from figures.style import message_panel, method_style, new_figure, save_figure, style_context
 from figures.text_panels import BOUNDS, FAIRNESS, HEADER_COLOR, OBJECTIVE, THEOREM, draw_blocks
 from figures.run_missing import check_datasets, run_missing
 from realdata.errors import UserError, parse_list, run_main
@@ -67,14 +68,14 @@ def draw_left(fig, fontsize, key_lines):
 
 
 def draw_centre(fig, results, fontsize):
-    section(fig, "Certified training falls behind AT as ε grows", fontsize * 1.35)
+    section(fig, error_grid.heading(results.of(error_grid.KIND)), fontsize * 1.35)
     error_grid.draw_grid(fig, results.of(error_grid.KIND), legend_loc="outside lower center",
                          results_dir=results.directory)
 
 
 def draw_spheres_panel(fig, results, fontsize):
-    section(fig, "Why: large ε, perturbations aligned with the signal", fontsize * 1.35)
     records, _ = spheres.main_setting(results.of(spheres.KIND))
+    section(fig, spheres.heading(records), fontsize * 1.35)
     axes = fig.subplots(2, 2)
     spheres.draw_sketch(axes[0, 0])
     if not records:
@@ -90,7 +91,15 @@ def draw_spheres_panel(fig, results, fontsize):
         spheres.draw_per_epoch(axes[1, 0], records, "alignment", "Cosine alignment", eps)
         spheres.draw_per_epoch(axes[1, 1], records, "robust_error", "Robust error", eps)
     for ax in axes.flat[1:]:
-        ax.legend(frameon=False, fontsize="small", loc="best")
+        axis_legend(ax, records)
+
+
+def axis_legend(ax, records):
+    """The methods drawn in `ax`, and the hollow-marker note when a run of `records` collapsed."""
+    methods = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    labels = {method_style(m).label: m for m in {r["config"].get("method") for r in records} if m}
+    handles = legend_handles([labels[m] for m in methods if m in labels], flagged=health_warning(records) is not None)
+    ax.legend(handles=handles, frameon=False, fontsize="small", loc="best")
 
 
 def draw_theorem_panel(fig, results, fontsize, setting):
@@ -109,8 +118,8 @@ def draw_theorem_panel(fig, results, fontsize, setting):
 
 
 def draw_linear_panel(fig, results, fontsize):
-    section(fig, "The theorem's data, two-layer net: robust error", fontsize * 1.35)
     records = results.of(linear.KIND)
+    section(fig, linear.heading(records), fontsize * 1.35)
     sizes = linear.sizes(records)
     if not sizes:
         message_panel(fig.add_subplot(), "", ["No linear records yet. Produce them with:"],
@@ -119,24 +128,28 @@ def draw_linear_panel(fig, results, fontsize):
     axes = fig.subplots(1, len(sizes), squeeze=False)[0]
     for ax, n in zip(axes, sizes):
         linear.draw_panel(ax, records, n, "robust_error", "Robust error")
-        ax.legend(frameon=False, fontsize="small", loc="best")
+        axis_legend(ax, records)
 
 
 def key_numbers(results: Results, setting) -> list[str]:
-    """The summary lines that carry the poster's claim: robust error and fairness against AT
-    at the largest ε, the spheres and linear gaps, the theorem map's counts."""
+    """The summary lines, each computed from the records: how often each certified method's
+    robust error is above AT's (and where the records disagree with the paper), robust error
+    and fairness against AT at the largest ε, the spheres and linear gaps, the theorem map's
+    counts, and one line naming the collapsed or diverged runs left out of all of these."""
     train = results.of(error_grid.KIND)
-    lines = [ln for ln in error_grid.summarize(error_grid.grid_series(train), error_grid.columns(train))
-             if "robust error" in ln or ", accuracy discrepancy" in ln]
     sph, _ = spheres.main_setting(results.of(spheres.KIND))
-    lines += [ln for ln in spheres.summarize(sph, spheres.large_eps(sph)) if "robust error at" in ln]
     lin = results.of(linear.KIND)
+    lines = error_grid.claim_lines(train) + spheres.claim_lines(sph) + linear.claim_lines(lin)
+    lines += [ln for ln in error_grid.summarize(error_grid.grid_series(train), error_grid.columns(train))
+              if "robust error" in ln or ", accuracy discrepancy" in ln]
+    lines += [ln for ln in spheres.summarize(sph, spheres.large_eps(sph)) if "robust error at" in ln]
     lines += [ln for ln in linear.summarize(lin) if "robust error" in ln]
     grid = theorem.risk_gap_map(setting)
     lines += theorem.summarize(grid, theorem.gradient_curves(setting))[:1]
     if not (train or sph or lin):
         lines.append("No experiment records yet: run " + POSTER_COMMAND)
-    return lines
+    warning = health_warning(train + sph + lin)
+    return lines + ([f"Warning: {warning}"] if warning else [])
 
 
 def compose_poster(results: Results, out_dir, setting, dpi: int = 100) -> list[Path]:

@@ -3,6 +3,10 @@
 Every figure reads records through here, so "mean ± spread over seeds" means the same
 thing everywhere: the mean and the sample standard deviation (ddof = 1; 0 for one seed)
 of the runs that agree on the grouping keys.
+
+A run that collapsed or diverged (`realdata.health.record_health`) is not a result: the
+means, bands and every summary line leave it out (`series`, `history_series`), the
+figures draw it as a hollow marker (`flagged_points`) and `health_warning` names it.
 """
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.style import method_sort_key, method_style
+from figures.style import eps_formatter, method_sort_key, method_style, norm_label
 from realdata.errors import UserError, parse_eps
+from realdata.health import record_health
 from realdata.results import load_records
 
 
@@ -31,6 +36,10 @@ class Results:
     @property
     def count(self) -> int:
         return sum(len(v) for v in self.by_kind.values())
+
+    def flagged(self) -> list:
+        """Every record, of any kind, that collapsed or diverged."""
+        return [r for recs in self.by_kind.values() for r in recs if record_health(r)]
 
 
 def load_results(directory, where: dict | None = None) -> Results:
@@ -125,14 +134,54 @@ def _key(value):
     return tuple(value) if isinstance(value, list) else value
 
 
+def healthy(records) -> list:
+    """The records that are results: neither collapsed nor diverged."""
+    return [r for r in records if not record_health(r)]
+
+
+def run_label(record) -> str:
+    """`"digits AT ℓ2 ε=0.5 seed 1"`: which run a record is, in a warning or a table."""
+    c = record.get("config", {})
+    parts = [str(c.get("dataset") or c.get("preset") or record.get("kind", "?"))]
+    if c.get("method"):
+        parts.append(method_style(c["method"]).label)
+    if c.get("norm"):
+        parts.append(norm_label(c["norm"]))
+    if isinstance(c.get("eps"), (int, float)):
+        parts.append(f"ε={eps_formatter([c['eps']])(c['eps'])}")
+    parts.append(f"seed {record.get('seed', c.get('seed'))}")
+    return " ".join(parts)
+
+
+def health_warning(records) -> str | None:
+    """One line naming every collapsed or diverged run, or None when there is none."""
+    flagged = [(run_label(r), record_health(r)) for r in records if record_health(r)]
+    if not flagged:
+        return None
+    runs = "; ".join(f"{label} ({state})" for label, state in sorted(flagged))
+    return (f"{len(flagged)} run{'s' if len(flagged) > 1 else ''} collapsed or diverged, drawn hollow and left out "
+            f"of every mean and summary line: {runs}.")
+
+
+def flagged_points(records, by: tuple, x: str, metric: str) -> dict:
+    """`{group: [(x, value), ...]}` of the collapsed or diverged runs, one point per run."""
+    out = defaultdict(list)
+    for rec in records:
+        value, xv = metric_value(rec, metric), config_value(rec, x)
+        if record_health(rec) and value is not None and isinstance(xv, (int, float)):
+            out[tuple(_key(config_value(rec, k)) for k in by)].append((float(xv), value))
+    return dict(out)
+
+
 def series(records, by: tuple, x: str, metric: str) -> dict:
     """`{group: [Point, ...] sorted by x}`: the metric's mean ± std over seeds per x value.
 
     `group` is the tuple of the records' config values for the keys in `by`. Records
-    without a finite value of `metric` or of `x` are left out.
+    without a finite value of `metric` or of `x`, and collapsed or diverged runs, are
+    left out.
     """
     cells = defaultdict(list)
-    for rec in records:
+    for rec in healthy(records):
         value, xv = metric_value(rec, metric), config_value(rec, x)
         if value is None or not isinstance(xv, (int, float)):
             continue
@@ -145,9 +194,10 @@ def series(records, by: tuple, x: str, metric: str) -> dict:
 
 
 def history_series(records, by: tuple, key: str) -> dict:
-    """`{group: [Point(epoch, mean, std, n), ...]}` of a per-epoch history entry over seeds."""
+    """`{group: [Point(epoch, mean, std, n), ...]}` of a per-epoch history entry over seeds
+    (collapsed or diverged runs left out)."""
     cells = defaultdict(list)
-    for rec in records:
+    for rec in healthy(records):
         group = tuple(_key(config_value(rec, k)) for k in by)
         for row in rec.get("history") or []:
             value, epoch = row.get(key), row.get("epoch")

@@ -13,7 +13,8 @@ from matplotlib.patches import Circle
 
 from figures.commands import spheres_command
 from figures.curves import add_figure_legend, format_eps_axis, plot_method_curves
-from figures.records import history_series, pooled_settings, series, versus_at
+from figures import claims
+from figures.records import flagged_points, health_warning, history_series, pooled_settings, series, versus_at
 from figures.spec import FigureSpec
 from figures.style import eps_formatter, message_panel, method_sort_key, method_style, norm_label
 
@@ -87,11 +88,13 @@ def draw_sketch(ax, radii=(1.0, 2.0), n_points=18, seed=0):
 
 def draw_vs_eps(ax, records, metric: str, label: str):
     curves = by_method(series(records, ("method",), "eps", metric))
-    drawn = plot_method_curves(ax, curves)
+    hollow = by_method(flagged_points(records, ("method",), "eps", metric))
+    drawn = plot_method_curves(ax, curves, flagged=hollow)
     ax.set_ylabel(label)
     ax.set_ylim(bottom=0)
     norm = records[0]["config"].get("norm") if records else None
-    format_eps_axis(ax, [p.x for pts in curves.values() for p in pts], f"ε ({norm_label(norm)})")
+    format_eps_axis(ax, [p.x for pts in curves.values() for p in pts] + [x for pts in hollow.values() for x, _ in pts],
+                    f"ε ({norm_label(norm)})")
     ax.set_title(f"{label} against ε")
     return drawn
 
@@ -114,6 +117,22 @@ def draw_per_epoch(ax, records, key: str, label: str, eps):
 def missing(ax, what: str, results_dir="results"):
     command = spheres_command(results_dir).replace(" --eps", "\n--eps")
     message_panel(ax, what, ["No spheres records yet (kind 'spheres').", "Produce them with:"], command)
+
+
+#: a spheres run is compared with AT's at the same ε within one setting
+CELL_KEYS = ("preset",)
+
+
+def claim_lines(records) -> list[str]:
+    """How often each certified method's robust error is above AT's, and the measures that
+    do not separate the methods (e.g. an unstable fraction equal for all of them)."""
+    return (claims.claim_lines(records, CELL_KEYS, label=lambda cell: f"spheres {cell[0]}")
+            + [f"spheres: {line}" for line in claims.equal_across_methods(records, "unstable_fraction")])
+
+
+def heading(records) -> str:
+    return claims.heading(records, CELL_KEYS, "Spheres", "Spheres: no run compares AT with a certified method yet",
+                          label=lambda cell: f"spheres {cell[0]}")
 
 
 def summarize(records, eps) -> list[str]:
@@ -154,8 +173,9 @@ def draw(fig, results) -> list[str]:
     else:
         drawn += draw_per_epoch(axes[1, 0], records, "alignment", "Cosine alignment", eps)
         drawn += draw_per_epoch(axes[1, 1], records, "robust_error", "Robust error", eps)
-    add_figure_legend(fig, drawn)
-    return summarize(records, eps) + notes + pooled_settings(records, ("method", "eps"))
+    warning = health_warning(records)
+    add_figure_legend(fig, drawn, flagged=warning is not None)
+    return claim_lines(records) + summarize(records, eps) + ([warning] if warning else []) + notes + pooled_settings(records, ("method", "eps"))
 
 
 SPEC = FigureSpec("spheres", "Concentric spheres", (15, 9), draw)

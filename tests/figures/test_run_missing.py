@@ -53,8 +53,10 @@ def test_unrunnable_experiment_is_reported_and_skipped(tmp_path, monkeypatch, wr
 def test_records_of_a_real_tiny_run_are_drawn(tmp_path):
     from realdata.sweep import run_grid
     out = tmp_path / "results"
-    run_grid("digits", ["at", "coap"], [0.5], [0], out=out, progress=False,
-             overrides={"epochs": 1, "train_size": 100, "test_size": 40, "eval_steps": 2, "attack_steps": 2})
+    # large enough to learn (a run at chance would be left out of the summary as collapsed)
+    run_grid("digits", ["at", "coap"], [0.1], [0], out=out, progress=False,
+             overrides={"epochs": 3, "train_size": 300, "test_size": 40, "lr": 0.01, "eval_steps": 2,
+                        "attack_steps": 2})
     results = load_results(out)
     assert not results.problems and len(results.of("train")) == 2
     rendered = render(error_grid.SPEC, results, tmp_path / "figures", dpi=20)
