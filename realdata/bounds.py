@@ -26,7 +26,9 @@ Options (keyword arguments of every function):
   rounding; projections always run forward.
 
 Everything is device- and dtype-agnostic: the bounds follow the inputs and the
-model (float32 or float64, CPU or CUDA).
+model (float32 or float64, CPU or CUDA).  Every public entry runs under
+`realdata.precision.full_float32` (no TF32 on GPUs): a bound computed at TF32's
+~1e-3 precision is no bound on the float32 model.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from realdata.errors import UserError
+from realdata.precision import full_float32
 from realdata.relaxation.engine import Engine
 from realdata.relaxation.recipes import RECIPES
 from realdata.threats import Threat
@@ -83,6 +86,7 @@ def _check_labels(y, x, engine: Engine):
     return y.long()
 
 
+@full_float32()
 def margin_lower_bounds(model, x, y, threat, method, **options) -> torch.Tensor:
     """Lower bounds on f_y(x') − f_j(x') over x' ∈ x + S → [B, C]; entry y is 0.
 
@@ -91,6 +95,7 @@ def margin_lower_bounds(model, x, y, threat, method, **options) -> torch.Tensor:
     return engine.margin_lower_bounds(_check_labels(y, x, engine))
 
 
+@full_float32()
 def preactivation_bounds(model, x, threat, method, **options) -> list:
     """(lower, upper) bounds on the input of every ReLU, in forward order (ReLUs inside
     residual blocks included), each shaped like that input — the bounds the method
@@ -98,6 +103,7 @@ def preactivation_bounds(model, x, threat, method, **options) -> list:
     return _engine(model, x, threat, method, options).preactivation_bounds()
 
 
+@full_float32()
 def robust_loss(model, x, y, threat, method, **options):
     """(Wong & Kolter's robust cross-entropy, certified error) of the batch.
 
