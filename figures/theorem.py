@@ -107,7 +107,7 @@ def gradient_curves(setting: TheoremSetting, n=40):
     eps_ratios = np.linspace(*setting.eps_range, n)
     s = setting.sigma * setting.ratio * abs(setting.theta1)
     grads = expected_gradients(setting.theta1, s, setting.gamma * eps_ratios, setting.gamma, setting.a, setting.b)
-    return eps_ratios, np.asarray(grads.at), np.asarray(grads.coap)
+    return eps_ratios, np.asarray(grads.at), np.asarray(grads.relaxed)
 
 
 def one_step_rows(records, setting: TheoremSetting) -> list[dict]:

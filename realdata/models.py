@@ -34,14 +34,15 @@ def one_neuron(theta: torch.Tensor, a: float, b: float) -> nn.Sequential:
     bound on y·f(x).  Only the first layer's weight (θ) is meant to be trained.
     """
     theta = torch.as_tensor(theta).flatten()
-    first = nn.Linear(theta.numel(), 1, bias=False)
-    last = nn.Linear(1, 2)
+    # Built in θ's dtype from the start: a float32 layer would round a float64 θ, a and b.
+    first = nn.Linear(theta.numel(), 1, bias=False, dtype=theta.dtype)
+    last = nn.Linear(1, 2, dtype=theta.dtype)
     with torch.no_grad():
         first.weight.copy_(theta.reshape(1, -1))
-        last.weight.copy_(torch.tensor([[-a / 2.0], [a / 2.0]]))
-        last.bias.copy_(torch.tensor([-b / 2.0, b / 2.0]))
+        last.weight.copy_(torch.tensor([[-a / 2.0], [a / 2.0]], dtype=theta.dtype))
+        last.bias.copy_(torch.tensor([-b / 2.0, b / 2.0], dtype=theta.dtype))
     last.requires_grad_(False)
-    return nn.Sequential(first, nn.ReLU(), last).to(theta.dtype)
+    return nn.Sequential(first, nn.ReLU(), last)
 
 
 def labels_to_sign(y: torch.Tensor) -> torch.Tensor:

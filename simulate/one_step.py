@@ -145,7 +145,7 @@ def run_one(config: OneStepConfig, progress: bool = True, checkpoint=None):
         metrics.update({key: finite, f"{key}_se": se, f"{key}_pop": popv, f"{key}_z": _z(finite - popv, se)})
 
     g = {}
-    for col, method, popv in ((0, "at", float(pop.grad_at)), (1, "coap", float(pop.grad_coap))):
+    for col, method, popv in ((0, "at", float(pop.grad_at)), (1, "coap", float(pop.grad_relaxed))):
         g[method] = _weighted_mean_se(grads[:, col], weights)
         compare(f"grad_{method}", *g[method], popv)
     gap, gap_se = _weighted_mean_se(grads[:, 1] - grads[:, 0], weights)  # paired: same points

@@ -3,6 +3,7 @@
     python -m theory.check_theorem                      # every check + the (ε/γ, r) grid
     python -m theory.check_theorem --eps 0.8 --ratio 5  # one point
     python -m theory.check_theorem --json               # one JSON object instead of text
+    python -m theory.check_theorem --relaxation all     # also CROWN, the optimal slope and IBP against AT
 
 Exit code: 0 if every check passes and no point inside the theorem's region has R_COAP ≤ R_AT;
 1 otherwise; 2 for bad input.
@@ -58,8 +59,19 @@ def build_parser():
     grid.add_argument("--ratio-max", type=float, default=GRID_RATIO[1], help="largest r (default: %(default)s)")
     grid.add_argument("--ratio-steps", type=int, default=GRID_RATIO[2],
                       help="number of log-spaced r values (default: %(default)s)")
+    from theory.derivation import RELAXATIONS
+    p.add_argument("--relaxation", choices=(*RELAXATIONS, "all"), default="coap",
+                   help="which relaxation's one-step gap to AT to report: "
+                        + "; ".join(f"{name}: {r.summary}" for name, r in RELAXATIONS.items())
+                        + "; all: every one (default: %(default)s, the theorem's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return p
+
+
+def relaxations(args):
+    """The relaxations asked for, in registry order."""
+    from theory.derivation import RELAXATIONS
+    return tuple(RELAXATIONS) if args.relaxation == "all" else (args.relaxation,)
 
 
 def validate(args):
@@ -86,25 +98,36 @@ def _setting(args):
     return {k: getattr(args, k) for k in DEFAULTS}
 
 
+def _gap_key(name):
+    # COAP's gap keeps the key it always had (the theorem's); the others carry their name.
+    return "risk_gap" if name == "coap" else f"risk_gap_{name}"
+
+
 def single_point(args):
-    from theory.population import one_step
-    step = one_step(args.eps, args.ratio, **_setting(args))
-    record = {"eps": args.eps, "ratio": args.ratio, **_setting(args), **step.as_dict(),
-              "coap_worse": bool(step.risk_gap > 0)}
-    violation = bool(step.in_theorem_region) and not record["coap_worse"]
+    from theory.population import one_steps
+    steps = one_steps(args.eps, args.ratio, **_setting(args), relaxations=relaxations(args))
+    record = {"eps": args.eps, "ratio": args.ratio, **_setting(args)}
+    for name, step in steps.items():
+        record.update(step.as_dict())
+        record[_gap_key(name)] = record[f"risk_gap_{name}"]
+        record[f"{name}_worse"] = bool(step.risk_gap > 0)
+    # Only COAP carries the theorem's claim, so only it can make a violation.
+    violation = "coap" in steps and bool(record["in_theorem_region"]) and not record["coap_worse"]
     if args.json:
         print(json.dumps(record))
     else:
         print(f"one GD step at ε = {args.eps:g}, r = {args.ratio:g} "
               f"(γ={args.gamma:g}, σ={args.sigma:g}, a={args.a:g}, b={args.b:g}, θ₁={args.theta1:g}, η={args.eta:g})")
-        for key in ("grad_at", "grad_coap", "theta1_at", "theta1_coap", "risk_init", "risk_at", "risk_coap",
-                    "risk_gap"):
-            print(f"  {key:<12} {record[key]: .9g}")
+        keys = ["grad_at", *(f"grad_{n}" for n in steps), "theta1_at", *(f"theta1_{n}" for n in steps), "risk_init",
+                "risk_at", *(f"risk_{n}" for n in steps), *(_gap_key(n) for n in steps)]
+        width = max(12, *(len(key) + 1 for key in keys))
+        for key in keys:
+            print(f"  {key:<{width}} {record[key]: .9g}")
         threshold = record["threshold_ratio"]
         shown = "none (ε outside the lemma's range)" if threshold is None else f"{threshold:.6g}"
         print(f"  sufficient r (exponent 3): {shown}")
-        print(f"  in the theorem's region: {record['in_theorem_region']}; "
-              f"COAP worse after the step: {record['coap_worse']}")
+        worse = "; ".join(f"{n.upper()} worse after the step: {record[f'{n}_worse']}" for n in steps)
+        print(f"  in the theorem's region: {record['in_theorem_region']}; {worse}")
     return 1 if violation else 0
 
 
@@ -157,52 +180,86 @@ def boundary_lines(boundary, grid):
     return lines
 
 
+def relaxation_map(grid):
+    """The map of any relaxation: + worse than AT after the step, - better, = equal (gap exactly 0)."""
+    symbols = np.where(grid.gap > 0, "+", np.where(grid.gap < 0, "-", "="))
+    lines = [f"  ε/γ  r: {grid.ratio[0]:g} … {grid.ratio[-1]:g} (log scale, {grid.ratio.size} columns)"]
+    lines += [f"  {grid.eps_ratio[i]:.3f} " + "".join(symbols[i]) for i in reversed(range(grid.eps_ratio.size))]
+    lines.append("  legend: + worse than AT  - better  = equal (the expected gradients coincide)")
+    return lines
+
+
+def comparison(grid):
+    """Where the relaxation's one-step robust risk is above AT's: cell counts, and per ε/γ the r range."""
+    worse = grid.gap > 0
+    region = {f"{e:g}": [float(grid.ratio[row].min()), float(grid.ratio[row].max())]
+              for e, row in zip(grid.eps_ratio, worse) if row.any()}
+    return {"cases": int(grid.gap.size), "worse": int(worse.sum()), "better": int((grid.gap < 0).sum()),
+            "equal": int((grid.gap == 0).sum()), "worse_region": region}
+
+
+def comparison_line(name, summary, found, grid):
+    where = "nowhere" if not found["worse_region"] else (
+        f"for ε/γ in {min(found['worse_region'], key=float)}…{max(found['worse_region'], key=float)}")
+    return (f"{name} ({summary}): worse than AT after one step in {found['worse']} of {found['cases']} cases "
+            f"({where}), better in {found['better']}, equal in {found['equal']}; |gap| ≤ "
+            f"{float(np.max(np.abs(grid.gap))):.3g}")
+
+
 def full_run(args):
     from theory.checks import findings, run_checks
-    from theory.population import risk_gap_grid
+    from theory.derivation import RELAXATIONS
+    from theory.population import risk_gap_grids
     start = time.perf_counter()
     checks = run_checks()
     eps_ratios = np.arange(1, args.eps_steps + 1) / (args.eps_steps + 1)
     ratios = np.geomspace(args.ratio_min, args.ratio_max, args.ratio_steps)
-    grid = risk_gap_grid(eps_ratios, ratios, **_setting(args))
-    counts = grid.counts()
-    boundary = exact_boundary(eps_ratios, args)
-    passed = all(c.passed for c in checks) and counts["violations_in_region"] == 0
+    grids = risk_gap_grids(eps_ratios, ratios, **_setting(args), relaxations=relaxations(args))
+    found = {name: comparison(grid) for name, grid in grids.items()}
+    grid = grids.get("coap")
+    counts = grid.counts() if grid else {}
+    boundary = exact_boundary(eps_ratios, args) if grid else None
+    passed = all(c.passed for c in checks) and counts.get("violations_in_region", 0) == 0
     elapsed = time.perf_counter() - start
     if args.json:
-        print(json.dumps({
-            "passed": passed,
-            "symbolic": {c.name: c.passed for c in checks},
-            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
-            "findings": findings(),
-            "grid": {**counts, "params": grid.params, "eps_ratio": grid.eps_ratio.tolist(),
-                     "ratio": grid.ratio.tolist(), "risk_gap": grid.gap.tolist(),
-                     "in_region_map": grid.in_region.tolist(),
-                     "threshold_ratio": _json_floats(grid.threshold)},
-            "boundary": {**{key: _json_floats(value) for key, value in boundary.items()},
-                         "grid_cells_contradicting": boundary_disagreements(boundary, grid)},
-            "wall_time_s": elapsed,
-        }))
+        data = {"passed": passed, "symbolic": {c.name: c.passed for c in checks},
+                "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
+                "findings": findings(),
+                "relaxations": {name: {**found[name], "summary": RELAXATIONS[name].summary,
+                                       "risk_gap": g.gap.tolist()} for name, g in grids.items()}}
+        if grid:
+            data["grid"] = {**counts, "params": grid.params, "eps_ratio": grid.eps_ratio.tolist(),
+                            "ratio": grid.ratio.tolist(), "risk_gap": grid.gap.tolist(),
+                            "in_region_map": grid.in_region.tolist(), "threshold_ratio": _json_floats(grid.threshold)}
+            data["boundary"] = {**{key: _json_floats(value) for key, value in boundary.items()},
+                                "grid_cells_contradicting": boundary_disagreements(boundary, grid)}
+        print(json.dumps({**data, "wall_time_s": elapsed}))
         return 0 if passed else 1
     print("checks (sympy derivation vs the printed formulas; LP, brute force and 40-digit ground truth):")
     for c in checks:
         print(f"  {'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}")
-    found = findings()
+    facts = findings()
     print("findings about the printed proof:")
-    print(f"  sufficient-condition exponent the proof supports: {found.get('threshold_exponent')} (printed: 4)")
-    print(f"  printed f(r) = E[{found.get('printed_f_integrand')} | I*], not the unweighted reduction "
-          f"E[{found.get('derived_f_integrand')} | I*]: it is {found.get('printed_f_reading')}")
-    lp = found.get("lp_on_mismatch") or {}
+    print(f"  sufficient-condition exponent the proof supports: {facts.get('threshold_exponent')} (printed: 4)")
+    print(f"  printed f(r) = E[{facts.get('printed_f_integrand')} | I*], not the unweighted reduction "
+          f"E[{facts.get('derived_f_integrand')} | I*]: it is {facts.get('printed_f_reading')}")
+    lp = facts.get("lp_on_mismatch") or {}
     if lp:
         print(f"  triangle LP on I* ({lp['instances']} random instances): optimum = AT's value b (max |Δ| "
               f"{lp['lp_minus_at_max_abs']:.1e}); COAP's fixed-slope dual lies below it by "
               f"{lp['lp_minus_coap_min']:.3g}…{lp['lp_minus_coap_max']:.3g}")
-    print(f"grid: {counts['cases']} cases, {counts['in_region']} in the theorem's region, "
-          f"{counts['violations_in_region']} violations there, COAP still worse in "
-          f"{counts['coap_worse_outside_region']} cases outside it "
-          f"(γ={args.gamma:g}, σ={args.sigma:g}, a={args.a:g}, b={args.b:g}, θ₁={args.theta1:g}, η={args.eta:g})")
-    print("\n".join(text_map(grid)))
-    print("\n".join(boundary_lines(boundary, grid)))
+    if grid:
+        print(f"grid: {counts['cases']} cases, {counts['in_region']} in the theorem's region, "
+              f"{counts['violations_in_region']} violations there, COAP still worse in "
+              f"{counts['coap_worse_outside_region']} cases outside it "
+              f"(γ={args.gamma:g}, σ={args.sigma:g}, a={args.a:g}, b={args.b:g}, θ₁={args.theta1:g}, η={args.eta:g})")
+        print("\n".join(text_map(grid)))
+        print("\n".join(boundary_lines(boundary, grid)))
+    for name, other in grids.items():
+        if name != "coap":
+            print(comparison_line(name, RELAXATIONS[name].summary, found[name], other))
+            if found[name]["equal"] < found[name]["cases"]:
+                print("\n".join(relaxation_map(other)))
     print(f"{'PASSED' if passed else 'FAILED'} in {elapsed:.1f} s")
     return 0 if passed else 1
 

@@ -447,3 +447,7 @@ def run_checks(names=None):
 def findings():
     """What the checks found about the printed proof (filled in as the checks run)."""
     return dict(FINDINGS)
+
+
+# The relaxations beyond COAP register their checks here too (after everything above is defined).
+from theory import relaxation_checks  # noqa: E402,F401

@@ -27,13 +27,12 @@ from scipy.special import expit
 __all__ = [
     "CELLS", "LABELS", "OBJECTIVES", "X1", "Z", "THETA1", "EPS", "A", "B", "P", "RHO", "ALPHA",
     "CELL_PARAMS", "Derivation", "derive", "in_cell", "relu_model", "endpoint_slopes", "dual_margin", "to_theta",
-    "logistic_loss",    "cell_of", "worst_case_margins", "margin_gradients", "loss_gradients", "dual_margins_numeric",
-    "scalar_pieces",
+    "logistic_loss", "cell_of", "worst_case_margins", "margin_gradients", "loss_gradients", "dual_margins_numeric",
+    "scalar_pieces", "Relaxation", "RELAXATIONS", "crown_margin", "optimal_margin", "ibp_margin",
 ]
 
 CELLS = ("dead", "active", "unstable")
 LABELS = (1, -1)
-OBJECTIVES = ("at", "coap")
 
 X1, Z = sp.symbols("x1 z", real=True)               # signal coordinate, z = θ_{2:d}ᵀx_{2:d}
 THETA1 = sp.Symbol("theta1", real=True, nonzero=True)
@@ -115,6 +114,49 @@ def dual_margin(y, cell, alpha=None):
     return in_cell(value, cell)
 
 
+def crown_margin(y, cell):
+    """CROWN's dual: the upper chord, and on unstable units the adaptive lower slope α = 1 if u > −ℓ else 0
+    (the smaller-area triangle; realdata's rule). u > −ℓ is p > 0, so the unstable cell splits at p = 0."""
+    if cell != "unstable":
+        return dual_margin(y, cell)
+    wide, narrow = dual_margin(y, cell, sp.Integer(1)), dual_margin(y, cell, sp.Integer(0))
+    return wide if sp.simplify(wide - narrow) == 0 else sp.Piecewise((wide, P > 0), (narrow, True))
+
+
+def optimal_margin(y, cell):
+    """The dual with the best lower slope. The dual is affine in α ∈ [0, 1] (`theory.checks`), so its
+    maximum sits at α = 0 or α = 1; the triangle LP's optimum (strong duality)."""
+    if cell != "unstable":
+        return dual_margin(y, cell)
+    return in_cell(sp.Max(dual_margin(y, cell, sp.Integer(0)), dual_margin(y, cell, sp.Integer(1))), cell)
+
+
+def ibp_margin(y, cell):
+    """Interval bound propagation: [ℓ, u] through ReLU to [max(0, ℓ), max(0, u)], through a > 0 and b, and
+    the lower end of the signed margin y·(a·h + b) over that interval."""
+    low, high = A * sp.Max(0, P - RHO) + B, A * sp.Max(0, P + RHO) + B
+    return in_cell(sp.Min(y * low, y * high), cell)
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """A convex relaxation of the one-neuron worst case: `margin(y, cell)` is its certified lower bound on
+    min over B_ε(x) of y·f, in p and ρ, derived symbolically."""
+
+    name: str
+    summary: str
+    margin: object
+
+
+#: Every relaxation of the one-neuron model, by name; CLI choices and the population code derive from it.
+RELAXATIONS = {r.name: r for r in (
+    Relaxation("coap", "Wong–Kolter dual, fixed lower slope u/(u−ℓ) (the paper's)", dual_margin),
+    Relaxation("crown", "dual with CROWN's adaptive lower slope (1 if u > −ℓ else 0)", crown_margin),
+    Relaxation("optimal", "dual with the best lower slope (= the triangle LP)", optimal_margin),
+    Relaxation("ibp", "interval bound propagation", ibp_margin),
+)}
+
+
 def to_theta(expr):
     """Substitute p = θ₁x₁ + z and ρ = ε|θ₁| so that θ₁ appears explicitly."""
     return sp.sympify(expr).subs({P: THETA1 * X1 + Z, RHO: EPS * sp.Abs(THETA1)}, simultaneous=True)
@@ -123,6 +165,10 @@ def to_theta(expr):
 def logistic_loss(margin):
     """log(1 + e^{−J}) — the paper's loss written on the worst-case margin (PAPER.md §2)."""
     return sp.log(1 + sp.exp(-margin))
+
+
+#: What a one-step comparison can train on: AT's exact worst case and every relaxation.
+OBJECTIVES = ("at", *RELAXATIONS)
 
 
 @dataclass(frozen=True)
@@ -144,7 +190,8 @@ def derive() -> Derivation:
     margins, margin_grads, loss_grads = {}, {}, {}
     for y in LABELS:
         for cell in CELLS:
-            for objective, margin in (("at", _at_margin(y, cell)), ("coap", dual_margin(y, cell))):
+            candidates = {"at": _at_margin(y, cell), **{name: r.margin(y, cell) for name, r in RELAXATIONS.items()}}
+            for objective, margin in candidates.items():
                 key = (objective, y, cell)
                 in_theta = to_theta(margin)
                 margins[key] = margin
@@ -184,7 +231,13 @@ def cell_of(x1, z, theta1, eps):
     return np.where(pre + rad <= 0, 0, np.where(pre - rad >= 0, 1, 2))
 
 
-def _evaluate(which, x1, z, y, theta1, eps, a, b):
+def _require_relaxation(relaxation):
+    if relaxation not in RELAXATIONS:
+        raise ValueError(f"unknown relaxation {relaxation!r}; choose one of {', '.join(RELAXATIONS)}.")
+
+
+def _evaluate(which, relaxation, x1, z, y, theta1, eps, a, b):
+    _require_relaxation(relaxation)
     x1, z, y, theta1, eps, a, b = _broadcast(x1, z, y, theta1, eps, a, b)
     if not np.all(np.isin(y, LABELS)):
         raise ValueError("labels y must be +1 or -1.")
@@ -192,38 +245,39 @@ def _evaluate(which, x1, z, y, theta1, eps, a, b):
         raise ValueError("theta1 must be non-zero (the threat's half-width ε|θ₁| would vanish).")
     cells = cell_of(x1, z, theta1, eps)
     funcs = _lambdified("numpy")
-    out = {obj: np.zeros(x1.shape) for obj in OBJECTIVES}
+    out = {obj: np.zeros(x1.shape) for obj in ("at", relaxation)}
     with np.errstate(divide="ignore", invalid="ignore"):
         for (obj, label, cell), pair in funcs.items():
             mask = (y == label) & (cells == CELLS.index(cell))
-            if np.any(mask):
+            if obj in out and np.any(mask):
                 value = pair[which](x1[mask], z[mask], theta1[mask], eps[mask], a[mask], b[mask])
                 out[obj][mask] = np.broadcast_to(value, (int(mask.sum()),))
-    return out["at"], out["coap"]
+    return out["at"], out[relaxation]
 
 
-def worst_case_margins(x1, z, y, theta1, eps, a, b):
-    """(J_AT, J_COAP): exact worst-case signed margin and COAP's dual bound, numpy-broadcast.
+def worst_case_margins(x1, z, y, theta1, eps, a, b, relaxation="coap"):
+    """(J_AT, J_r): exact worst-case signed margin and relaxation r's certified bound, numpy-broadcast.
 
-    x1: signal coordinate; z = θ_{2:d}ᵀx_{2:d}; y ∈ {+1, −1}; theta1 ≠ 0; eps ≥ 0; a > 0; b < 0.
+    x1: signal coordinate; z = θ_{2:d}ᵀx_{2:d}; y ∈ {+1, −1}; theta1 ≠ 0; eps ≥ 0; a > 0; b < 0;
+    relaxation: a name in `RELAXATIONS` (default COAP, the paper's).
     """
-    return _evaluate(0, x1, z, y, theta1, eps, a, b)
+    return _evaluate(0, relaxation, x1, z, y, theta1, eps, a, b)
 
 
-def margin_gradients(x1, z, y, theta1, eps, a, b):
-    """(∂J_AT/∂θ₁, ∂J_COAP/∂θ₁), numpy-broadcast (derivative taken by sympy, then lambdified)."""
-    return _evaluate(1, x1, z, y, theta1, eps, a, b)
+def margin_gradients(x1, z, y, theta1, eps, a, b, relaxation="coap"):
+    """(∂J_AT/∂θ₁, ∂J_r/∂θ₁), numpy-broadcast (derivative taken by sympy, then lambdified)."""
+    return _evaluate(1, relaxation, x1, z, y, theta1, eps, a, b)
 
 
-def loss_gradients(x1, z, y, theta1, eps, a, b):
-    """Per-sample θ₁-gradients of log(1 + e^{−J}) for AT and COAP, numpy-broadcast.
+def loss_gradients(x1, z, y, theta1, eps, a, b, relaxation="coap"):
+    """Per-sample θ₁-gradients of log(1 + e^{−J}) for AT and relaxation r, numpy-broadcast.
 
     Evaluated as −σ(−J)·∂J/∂θ₁ with a stable logistic; `theory.checks` verifies symbolically that this
     factorisation equals sympy.diff of the loss itself.
     """
-    j_at, j_coap = worst_case_margins(x1, z, y, theta1, eps, a, b)
-    d_at, d_coap = margin_gradients(x1, z, y, theta1, eps, a, b)
-    return -expit(-j_at) * d_at, -expit(-j_coap) * d_coap
+    j_at, j_r = worst_case_margins(x1, z, y, theta1, eps, a, b, relaxation)
+    d_at, d_r = margin_gradients(x1, z, y, theta1, eps, a, b, relaxation)
+    return -expit(-j_at) * d_at, -expit(-j_r) * d_r
 
 
 @functools.lru_cache(maxsize=1)

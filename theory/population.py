@@ -24,8 +24,9 @@ from theory import derivation
 from theory.lemma import in_theorem_region, log_root, threshold_ratio
 
 __all__ = [
-    "QUAD_EPSREL", "Gradients", "OneStep", "RiskGapGrid", "expected_gradients", "robust_risk",
-    "risk_increment", "risk_difference", "one_step", "risk_gap_grid", "critical_ratio", "threshold_ratio",
+    "QUAD_EPSREL", "Gradients", "OneStep", "RiskGapGrid", "expected_gradients", "expected_gradients_by_relaxation",
+    "robust_risk", "risk_increment", "risk_difference", "one_step", "one_steps", "risk_gap_grid", "risk_gap_grids",
+    "critical_ratio", "threshold_ratio",
     "in_theorem_region",
 ]
 
@@ -38,19 +39,20 @@ _T_MAX = 40.0
 _EPSABS = 1e-15
 
 
-@functools.lru_cache(maxsize=1)
-def _pieces():
-    """Per (y, cell): which objectives' integrals are needed, and whether AT and COAP coincide.
+@functools.lru_cache(maxsize=None)
+def _pieces(relaxation):
+    """Per (y, cell): whether AT's and the relaxation's ∂J/∂θ₁ vanish identically, and whether the two
+    margins coincide there.
 
     Read off the derivation: a cell whose ∂J/∂θ₁ is identically 0 contributes nothing; a cell where the
-    two objectives' margins agree symbolically is integrated once and shared.
+    two objectives' margins agree symbolically is integrated once and shared (its gap is exactly 0).
     """
     d = derivation.derive()
     plan = {}
     for y in derivation.LABELS:
         for cell in derivation.CELLS:
-            zero = {obj: d.margin_grads[(obj, y, cell)] == 0 for obj in derivation.OBJECTIVES}
-            same = sp.simplify(d.margins[("at", y, cell)] - d.margins[("coap", y, cell)]) == 0
+            zero = {obj: d.margin_grads[(obj, y, cell)] == 0 for obj in ("at", relaxation)}
+            same = sp.simplify(d.margins[("at", y, cell)] - d.margins[(relaxation, y, cell)]) == 0
             plan[(y, cell)] = (zero, same)
     return plan
 
@@ -75,7 +77,8 @@ def _piece_integral(objective, y, cell, theta1, s, eps, gamma, a, b):
     lo, hi = max(lo_z / s, -_T_MAX), min(hi_z / s, _T_MAX)
     if lo >= hi:
         return 0.0
-    points = [p for p in (-8.0, 0.0, 8.0) if lo < p < hi]
+    # CROWN's slope switches at p = 0 (z = −θ₁x₁): a breakpoint there keeps quad exact across the jump.
+    points = [p for p in (-8.0, 0.0, 8.0, -theta1 * x1 / s) if lo < p < hi]
     with warnings.catch_warnings():
         warnings.simplefilter("error", integrate.IntegrationWarning)
         value, _ = integrate.quad(integrand, lo, hi, points=points or None, epsabs=_EPSABS * abs(a) * (gamma + eps),
@@ -85,29 +88,37 @@ def _piece_integral(objective, y, cell, theta1, s, eps, gamma, a, b):
 
 @dataclass(frozen=True)
 class Gradients:
-    """Expected θ₁-gradients of the population losses; `gap` = coap − at, integrated directly."""
+    """Expected θ₁-gradients of AT's and one relaxation's population loss; `gap` = relaxed − at, integrated
+    directly (only over the cells where the two differ)."""
 
     at: np.ndarray | float
-    coap: np.ndarray | float
+    relaxed: np.ndarray | float
     gap: np.ndarray | float
+    relaxation: str = "coap"
 
 
-def _expected_scalar(theta1, s, eps, gamma, a, b):
-    total = {"at": 0.0, "coap": 0.0}
-    gap = 0.0
-    for (y, cell), (zero, same) in _pieces().items():
-        values = {}
-        for obj in derivation.OBJECTIVES:
-            if zero[obj]:
-                values[obj] = 0.0
-            elif same and obj == "coap":
-                values[obj] = values["at"]
-            else:
-                values[obj] = _piece_integral(obj, y, cell, theta1, s, eps, gamma, a, b)
-            total[obj] += values[obj]
-        if not same:
-            gap += values["coap"] - values["at"]
-    return total["at"], total["coap"], gap
+def _expected_scalar(theta1, s, eps, gamma, a, b, relaxations=("coap",)):
+    """(E[g_AT], then E[g_r] and E[g_r − g_AT] for each relaxation r); AT's integrals are shared."""
+    at_pieces = {}
+
+    def at_piece(y, cell, zero):
+        if (y, cell) not in at_pieces:
+            at_pieces[(y, cell)] = 0.0 if zero else _piece_integral("at", y, cell, theta1, s, eps, gamma, a, b)
+        return at_pieces[(y, cell)]
+
+    out = []
+    for relaxation in relaxations:
+        total, gap = 0.0, 0.0
+        for (y, cell), (zero, same) in _pieces(relaxation).items():
+            at = at_piece(y, cell, zero["at"])
+            if same:
+                total += at
+                continue
+            value = 0.0 if zero[relaxation] else _piece_integral(relaxation, y, cell, theta1, s, eps, gamma, a, b)
+            total += value
+            gap += value - at
+        out += [total, gap]
+    return (sum(at_pieces.values()), *out)
 
 
 def _require_setting(**values):
@@ -131,13 +142,28 @@ def _vectorised(func, n_out, *args):
     return [o[()] for o in out]
 
 
-def expected_gradients(theta1, s, eps, gamma=1.0, a=1.0, b=-0.5):
-    """E[∂L/∂θ₁] for AT and COAP over the population, numpy-broadcast over all arguments.
+def _require_relaxations(relaxations):
+    unknown = [r for r in relaxations if r not in derivation.RELAXATIONS]
+    if unknown or not relaxations:
+        raise ValueError(f"relaxations must be among {', '.join(derivation.RELAXATIONS)}, got {relaxations}.")
+
+
+def expected_gradients_by_relaxation(theta1, s, eps, gamma=1.0, a=1.0, b=-0.5, relaxations=("coap",)):
+    """{r: Gradients} for each relaxation r, numpy-broadcast over θ₁, s, ε, γ, a, b; AT's part computed once.
 
     theta1 ≠ 0; s = σ‖θ_{2:d}‖ > 0; eps ≥ 0; gamma > 0; a > 0; b < 0 (the derivation's assumptions).
     """
+    relaxations = tuple(relaxations)
+    _require_relaxations(relaxations)
     _require_setting(theta1=theta1, s=s, eps=eps, gamma=gamma, a=a, b=b)
-    return Gradients(*_vectorised(_expected_scalar, 3, theta1, s, eps, gamma, a, b))
+    values = _vectorised(lambda *args: _expected_scalar(*args, relaxations), 1 + 2 * len(relaxations),
+                         theta1, s, eps, gamma, a, b)
+    return {r: Gradients(values[0], values[1 + 2 * k], values[2 + 2 * k], r) for k, r in enumerate(relaxations)}
+
+
+def expected_gradients(theta1, s, eps, gamma=1.0, a=1.0, b=-0.5, relaxation="coap"):
+    """E[∂L/∂θ₁] for AT and one relaxation (default COAP) over the population, numpy-broadcast."""
+    return expected_gradients_by_relaxation(theta1, s, eps, gamma, a, b, (relaxation,))[relaxation]
 
 
 def _margin_offset(theta1, eps, gamma):
@@ -189,57 +215,70 @@ def risk_difference(theta1_new, theta1_ref, s, eps, gamma=1.0, a=1.0, b=-0.5):
     return risk_increment(theta1_ref, np.asarray(theta1_new, dtype=float) - theta1_ref, s, eps, gamma, a, b)
 
 
+def _plain(value):
+    """Plain-Python value (floats, bools, nested lists) for JSON; NaN (no threshold) becomes None."""
+    value = np.asarray(value).tolist()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 @dataclass(frozen=True)
 class OneStep:
-    """One full-population GD step from the same θ₁ for each objective (PAPER.md §2)."""
+    """One full-population GD step from the same θ₁ for AT and for one relaxation (PAPER.md §2)."""
 
+    relaxation: str
     grad_at: np.ndarray | float
-    grad_coap: np.ndarray | float
+    grad_relaxed: np.ndarray | float
     theta1_at: np.ndarray | float
-    theta1_coap: np.ndarray | float
+    theta1_relaxed: np.ndarray | float
     risk_init: np.ndarray | float
     risk_at: np.ndarray | float
-    risk_coap: np.ndarray | float
-    risk_gap: np.ndarray | float          # R_COAP − R_AT after the step, computed without cancellation
+    risk_relaxed: np.ndarray | float
+    risk_gap: np.ndarray | float          # R_relaxed − R_AT after the step, computed without cancellation
     in_theorem_region: np.ndarray | bool
     threshold_ratio: np.ndarray | float
 
     def as_dict(self):
-        """Plain-Python values (floats, bools, nested lists) for JSON; NaN (no threshold) becomes None."""
-        def plain(value):
-            if isinstance(value, list):
-                return [plain(v) for v in value]
-            return None if isinstance(value, float) and math.isnan(value) else value
-        return {k: plain(np.asarray(v).tolist()) for k, v in self.__dict__.items()}
+        """JSON-ready values; the relaxation's keys carry its name: grad_<r>, theta1_<r>, risk_<r>,
+        risk_gap_<r>."""
+        names = {"grad_relaxed": f"grad_{self.relaxation}", "theta1_relaxed": f"theta1_{self.relaxation}",
+                 "risk_relaxed": f"risk_{self.relaxation}", "risk_gap": f"risk_gap_{self.relaxation}"}
+        return {names.get(k, k): _plain(v) for k, v in self.__dict__.items() if k != "relaxation"}
 
 
-def one_step(eps, ratio, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0, eta=1.0):
-    """θ₁' = θ₁ − η·E[g] for AT and COAP and the robust risks before and after, numpy-broadcast.
-
-    ratio = r = ‖θ_{2:d}‖/|θ₁| at initialisation, so s = σ·r·|θ₁|.
-    """
+def one_steps(eps, ratio, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0, eta=1.0, relaxations=("coap",)):
+    """{r: OneStep}: θ₁' = θ₁ − η·E[g] for AT and each relaxation r, and the robust risks before and after,
+    numpy-broadcast. ratio = r = ‖θ_{2:d}‖/|θ₁| at initialisation, so s = σ·r·|θ₁|."""
     eps, ratio, gamma, sigma, a, b, theta1, eta = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (eps, ratio, gamma, sigma, a, b, theta1, eta)))
     s = sigma * ratio * np.abs(theta1)
-    grads = expected_gradients(theta1, s, eps, gamma, a, b)
-    theta1_at = theta1 - eta * grads.at
-    theta1_coap = theta1 - eta * grads.coap
-    # θ₁^COAP − θ₁^AT = −η·gap exactly; using it keeps the tiny risk gap free of cancellation.
-    return OneStep(
-        grad_at=grads.at, grad_coap=grads.coap,
-        theta1_at=theta1_at[()], theta1_coap=theta1_coap[()],
-        risk_init=robust_risk(theta1, s, eps, gamma, a, b),
-        risk_at=robust_risk(theta1_at, s, eps, gamma, a, b),
-        risk_coap=robust_risk(theta1_coap, s, eps, gamma, a, b),
-        risk_gap=risk_increment(theta1_at, -eta * np.asarray(grads.gap), s, eps, gamma, a, b),
-        in_theorem_region=in_theorem_region(eps, ratio, gamma, sigma),
-        threshold_ratio=threshold_ratio(eps, gamma, sigma),
-    )
+    by_relaxation = expected_gradients_by_relaxation(theta1, s, eps, gamma, a, b, relaxations)
+    at = next(iter(by_relaxation.values())).at
+    theta1_at = theta1 - eta * at
+    shared = dict(grad_at=at, theta1_at=theta1_at[()], risk_init=robust_risk(theta1, s, eps, gamma, a, b),
+                  risk_at=robust_risk(theta1_at, s, eps, gamma, a, b),
+                  in_theorem_region=in_theorem_region(eps, ratio, gamma, sigma),
+                  threshold_ratio=threshold_ratio(eps, gamma, sigma))
+    steps = {}
+    for name, grads in by_relaxation.items():
+        theta1_r = theta1 - eta * grads.relaxed
+        # θ₁^r − θ₁^AT = −η·gap exactly; using it keeps the tiny risk gap free of cancellation.
+        steps[name] = OneStep(
+            relaxation=name, grad_relaxed=grads.relaxed, theta1_relaxed=theta1_r[()],
+            risk_relaxed=robust_risk(theta1_r, s, eps, gamma, a, b),
+            risk_gap=risk_increment(theta1_at, -eta * np.asarray(grads.gap), s, eps, gamma, a, b), **shared)
+    return steps
+
+
+def one_step(eps, ratio, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0, eta=1.0, relaxation="coap"):
+    """One GD step for AT and one relaxation (default COAP, the theorem's); see `one_steps`."""
+    return one_steps(eps, ratio, gamma, sigma, a, b, theta1, eta, (relaxation,))[relaxation]
 
 
 @dataclass(frozen=True)
 class RiskGapGrid:
-    """R_COAP − R_AT after one step on a grid (rows: ε/γ, columns: r), with the theorem's region."""
+    """R_r − R_AT after one step on a grid (rows: ε/γ, columns: r) for relaxation r, with the theorem's region."""
 
     eps_ratio: np.ndarray          # ε/γ, shape (n_eps,)
     ratio: np.ndarray              # r, shape (n_r,)
@@ -248,39 +287,49 @@ class RiskGapGrid:
     threshold: np.ndarray          # sufficient r per ε (exponent 3; NaN where the lemma gives none)
     threshold_printed: np.ndarray  # the same with the printed exponent 4
     params: dict
+    relaxation: str = "coap"
 
     def counts(self):
-        """Cases, cases in the region, violations in it (gap ≤ 0), COAP still worse outside it."""
+        """Cases, cases in the region, violations in it (gap ≤ 0), the relaxation still worse outside it,
+        and cells where it is worse / better than AT / equal to it."""
         worse = self.gap > 0
         return {"cases": int(self.gap.size), "in_region": int(self.in_region.sum()),
                 "violations_in_region": int((self.in_region & ~worse).sum()),
-                "coap_worse_outside_region": int((~self.in_region & worse).sum())}
+                "coap_worse_outside_region": int((~self.in_region & worse).sum()),
+                "worse": int(worse.sum()), "better": int((self.gap < 0).sum()), "equal": int((self.gap == 0).sum())}
 
 
-def risk_gap_grid(eps_ratios, ratios, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0, eta=1.0):
-    """One step at every (ε/γ, r) of the grid; see `RiskGapGrid`."""
+def risk_gap_grids(eps_ratios, ratios, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0, eta=1.0,
+                   relaxations=("coap",)):
+    """{r: RiskGapGrid}: one step at every (ε/γ, r) of the grid for each relaxation (AT computed once)."""
     eps_ratios, ratios = np.asarray(eps_ratios, dtype=float), np.asarray(ratios, dtype=float)
-    eps = gamma * eps_ratios[:, None]
-    step = one_step(eps, ratios[None, :], gamma, sigma, a, b, theta1, eta)
-    return RiskGapGrid(
+    steps = one_steps(gamma * eps_ratios[:, None], ratios[None, :], gamma, sigma, a, b, theta1, eta, relaxations)
+    params = {"gamma": gamma, "sigma": sigma, "a": a, "b": b, "theta1": theta1, "eta": eta}
+    return {name: RiskGapGrid(
         eps_ratio=eps_ratios, ratio=ratios, gap=np.asarray(step.risk_gap),
         in_region=np.asarray(step.in_theorem_region),
         threshold=np.asarray(threshold_ratio(gamma * eps_ratios, gamma, sigma)),
         threshold_printed=np.asarray(threshold_ratio(gamma * eps_ratios, gamma, sigma, exponent=4)),
-        params={"gamma": gamma, "sigma": sigma, "a": a, "b": b, "theta1": theta1, "eta": eta},
-    )
+        params=params, relaxation=name) for name, step in steps.items()}
 
 
-def critical_ratio(eps, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0):
-    """The exact r* where E[g_COAP] − E[g_AT] changes sign, numpy-broadcast over all arguments.
+def risk_gap_grid(eps_ratios, ratios, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0, eta=1.0, relaxation="coap"):
+    """One step at every (ε/γ, r) of the grid for one relaxation (default COAP); see `RiskGapGrid`."""
+    return risk_gap_grids(eps_ratios, ratios, gamma, sigma, a, b, theta1, eta, (relaxation,))[relaxation]
 
-    For ε < γ the robust risk falls as θ₁ grows, so after one step of any η > 0 COAP's risk is the higher
-    one exactly when r > r*. Searched over r ∈ [0.05, 20]·γ/σ; NaN where the gap keeps one sign there.
+
+def critical_ratio(eps, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0, relaxation="coap"):
+    """The exact r* where E[g_r] − E[g_AT] changes sign, numpy-broadcast over all arguments.
+
+    For ε < γ the robust risk falls as θ₁ grows, so after one step of any η > 0 the relaxation's risk is the
+    higher one exactly on the side of r* where its extra gradient is positive (COAP: r > r*). Searched over
+    r ∈ [0.05, 20]·γ/σ; NaN where the gap keeps one sign there.
     """
+    _require_relaxations((relaxation,))
     _require_setting(theta1=theta1, eps=eps, gamma=gamma, a=a, b=b)
 
     def scalar(eps, gamma, sigma, a, b, theta1):
         def gap(r):
-            return _expected_scalar(theta1, sigma * r * abs(theta1), eps, gamma, a, b)[2]
+            return _expected_scalar(theta1, sigma * r * abs(theta1), eps, gamma, a, b, (relaxation,))[2]
         return (log_root(gap, 0.05 * gamma / sigma, 20.0 * gamma / sigma),)
     return _vectorised(scalar, 1, eps, gamma, sigma, a, b, theta1)[0]

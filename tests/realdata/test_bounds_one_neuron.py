@@ -54,3 +54,28 @@ def test_coap_matches_the_closed_form_and_the_theory_module(theta1):
     j_at, j_coap = np.broadcast_to(j_at, x1.shape), np.broadcast_to(j_coap, x1.shape)
     assert np.allclose(margin.numpy(), j_coap, atol=1e-10)
     assert np.allclose(at.numpy(), j_at, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["crown", "ibp"])
+@pytest.mark.parametrize("theta1", [0.7, -0.4])
+def test_engine_matches_the_derived_relaxation(method, theta1):
+    """realdata's CROWN and IBP bounds on the one-neuron model equal theory's derived margins (an
+    independent oracle for `theory.derivation.RELAXATIONS`, which theory itself cannot import)."""
+    g = torch.Generator().manual_seed(1)
+    theta = torch.randn(D, generator=g, dtype=torch.float64)
+    theta[0] = theta1
+    a, b, eps = 0.9, -0.3, 0.7
+    model = one_neuron(theta, a, b)
+    x1 = torch.linspace(-1.5, 1.5, 11, dtype=torch.float64).repeat_interleave(12)
+    z = torch.linspace(-2.0, 2.0, 12, dtype=torch.float64).repeat(11)
+    x = _inputs(theta, x1, z)
+    cls = torch.arange(len(x)) % 2
+    sign = labels_to_sign(cls).double()
+    threat = Directions(eps, basis_direction(0, (D,), dtype=torch.float64))
+    with torch.no_grad():
+        margin = margin_lower_bounds(model, x, cls, threat, method).gather(1, (1 - cls).unsqueeze(1)).squeeze(1)
+    _, derived = derivation.worst_case_margins(x1.numpy(), z.numpy(), sign.numpy(), theta1, eps, a, b, method)
+    pre = (x @ theta).numpy()
+    unstable = (sign.numpy() > 0) & (np.abs(pre) < eps * abs(theta1))
+    assert unstable.any()
+    np.testing.assert_allclose(margin.numpy(), np.broadcast_to(derived, x1.shape), atol=1e-10)

@@ -88,3 +88,27 @@ def test_module_entry_point_single_point():
     bad = subprocess.run([sys.executable, "-m", "theory.check_theorem", "--eps", "-1", "--ratio", "5"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_single_point_json_for_every_relaxation(capsys):
+    from theory.derivation import RELAXATIONS
+    code, out, _ = _run(["--eps", "0.8", "--ratio", "5", "--json", "--relaxation", "all"], capsys)
+    data = json.loads(out)
+    assert code == 0 and POINT_KEYS <= set(data)
+    for name in RELAXATIONS:
+        assert {f"grad_{name}", f"theta1_{name}", f"risk_{name}", f"{name}_worse"} <= set(data)
+    assert data["risk_gap"] == data["risk_gap_coap"] > 0
+    assert data["risk_optimal"] == data["risk_ibp"] == data["risk_at"] and data["risk_crown"] < data["risk_at"]
+
+
+def test_grid_per_relaxation(capsys):
+    code, out, _ = _run(["--json", "--relaxation", "all", *SMALL_GRID], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["passed"] and data["grid"]["violations_in_region"] == 0
+    found = data["relaxations"]
+    assert found["crown"]["worse"] == 0 and found["crown"]["better"] == 20 and not found["crown"]["worse_region"]
+    assert found["optimal"]["equal"] == found["ibp"]["equal"] == 20
+    assert found["coap"]["worse"] > 0 and len(found["coap"]["risk_gap"]) == 4
+    # Without COAP there is no theorem to violate: no COAP grid, the text names the relaxation's map.
+    code, out, _ = _run(["--relaxation", "crown", *SMALL_GRID], capsys)
+    assert code == 0 and "crown (" in out and "worse than AT after one step in 0 of 20" in out and "grid:" not in out
