@@ -151,15 +151,15 @@ def run_one(config: OneStepConfig, progress: bool = True, checkpoint=None):
     gap, gap_se = _weighted_mean_se(grads[:, 1] - grads[:, 0], weights)  # paired: same points
     compare("grad_gap", gap, gap_se, pop_gap)
 
-    stepped = {}
+    stepped, pop_values = {}, pop.as_dict()
     for method in ("at", "coap"):
         t_hat = theta1 - config.eta * g[method][0]
-        t_pop = float(getattr(pop, f"theta1_{method}"))
+        t_pop = float(pop_values[f"theta1_{method}"])
         stepped[method] = t_hat
         se = abs(_risk_slope(t_pop, s, config)) * config.eta * g[method][1]
         compare(f"theta1_{method}", t_hat, config.eta * g[method][1], t_pop)
         compare(f"risk_{method}", float(population.robust_risk(t_hat, s, config.eps, config.gamma, config.a, config.b)),
-                se, float(getattr(pop, f"risk_{method}")))
+                se, float(pop_values[f"risk_{method}"]))
     # R(θ̂_COAP) − R(θ̂_AT) without cancellation; its SE through the paired gradient gap
     risk_gap = float(population.risk_difference(stepped["coap"], stepped["at"], s, config.eps, config.gamma,
                                                 config.a, config.b))
