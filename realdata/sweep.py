@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from realdata import distributed
 from realdata.cli import Parser, add_config_arguments, add_run_arguments, config_overrides, recipe_epilog
 from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
-from realdata.methods import check_method
+from realdata.methods import TRAIN_METHODS, check_method
 from realdata.recipes import TrainConfig, make_config
 from realdata.train import summary_line, train
 
@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "of standard, robust and certified error and accuracy discrepancy.",
                     epilog=recipe_epilog())
     parser.add_argument("--dataset", default="cifar10", help="dataset name (see realdata.data.DATASETS)")
-    parser.add_argument("--methods", default="st,at,coap,crown-ibp,ibp", help="comma-separated methods")
+    parser.add_argument("--methods", default="st,at,coap,crown-ibp,ibp",
+                        help=f"comma-separated methods from {', '.join(TRAIN_METHODS)} (default: the paper's five)")
     parser.add_argument("--norm", default="l2", help="threat model (linf, l2, directions)")
     parser.add_argument("--eps", default=None,
                         help="comma-separated budgets in input space, e.g. 9/255,18/255,36/255 (default: the recipe's)")

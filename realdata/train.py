@@ -40,7 +40,7 @@ from realdata.cli import Parser, add_config_arguments, add_run_arguments, config
 from realdata.data import DATASETS, augment_batch, load_dataset
 from realdata.errors import UserError, run_main
 from realdata.health import DivergenceMonitor, warn_diverged
-from realdata.methods import TRAIN_METHODS, training_loss
+from realdata.methods import CERTIFIED_METHODS, INITS, TRAIN_METHODS, training_loss
 from realdata.models import build_model
 from realdata.recipes import INFERRED, TrainConfig, make_config
 from realdata.results import config_hash, existing_record, make_record, record_path, write_json_atomic
@@ -112,6 +112,13 @@ def clean_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int =
     return wrong / max(len(y), 1)
 
 
+def method_options(config: TrainConfig) -> dict:
+    """The configuration's fields that shape a method's loss (`realdata.methods.LossOptions`)."""
+    names = ("attack", "attack_steps", "attack_restarts", "attack_eps_factor", "proj", "ibp_coef", "sabr_lambda",
+             "reg_lambda", "l1")
+    return {name: getattr(config, name) for name in names}
+
+
 def _plain(value):
     """Callback values as plain Python numbers and lists: the checkpoint is loaded with
     weights_only (no arbitrary pickles), which refuses numpy scalars and arrays."""
@@ -164,6 +171,9 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
     hash_ = config_hash(config)
 
     state = load_checkpoint(checkpoint, hash_) if checkpoint is not None else None
+    if state is None and INITS[config.init] is not None:
+        # a fresh run starts from the method's initialisation (a resumed one loads its weights)
+        INITS[config.init](model, torch.Generator(device=dev).manual_seed(stream_seed(config.seed, "init")))
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -199,9 +209,8 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
             opt.zero_grad(set_to_none=True)
             if len(ys):
                 loss, err = training_loss(config.method, model, xs, ys, threat.with_eps(step.eps), beta=step.beta,
-                                          kappa=step.kappa, attack=config.attack, attack_steps=config.attack_steps,
-                                          attack_restarts=config.attack_restarts, proj=config.proj,
-                                          box=dataset.box, generator=gens["device"])
+                                          kappa=step.kappa, full_eps=threat.eps, box=dataset.box,
+                                          generator=gens["device"], **method_options(config))
                 monitor.batch_loss(loss.item(), epoch + 1)
             if _stop_all(monitor, ctx):
                 break  # before the step: the weights stay those of the last finite loss
@@ -222,7 +231,7 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
         loss_sum, err_sum, count = distributed.sum_scalars(totals, ctx)
         entry = {"epoch": epoch + 1, "loss": loss_sum / count, "train_error": err_sum / count, "eps": step.eps,
                  "lr": lr, "time_s": spent + time.perf_counter() - began}
-        if config.method in ("crown-ibp", "ibp"):
+        if config.method in CERTIFIED_METHODS:
             entry.update(beta=step.beta if config.method == "crown-ibp" else 0.0, kappa=step.kappa)
         if epoch + 1 in (monitor.check_at, config.epochs):
             # the objective's error is robust or certified; chance is judged on clean inputs
@@ -348,7 +357,7 @@ def summary_line(record: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m realdata.train", formatter_class=argparse.RawDescriptionHelpFormatter,
-                    description="Train one network with one method (st, at, coap, crown-ibp, ibp), evaluate it "
+                    description=f"Train one network with one method ({', '.join(TRAIN_METHODS)}), evaluate it "
                                 "(standard, robust, certified error, per-class errors, accuracy discrepancy, unstable "
                                 "ReLUs) and write one JSON record. Checkpoints every epoch and resumes; runs "
                                 "data-parallel under torchrun.",

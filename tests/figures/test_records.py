@@ -76,3 +76,13 @@ def test_corrupt_and_missing_become_problems(results_dir, tmp_path):
     assert "does not exist" in load_results(tmp_path / "nowhere").problems[0]
     with pytest.raises(UserError, match="is a file"):
         load_results(copy / "broken.json")
+
+
+def test_every_training_method_has_its_own_colour_marker_and_line():
+    from figures.style import METHOD_ORDER, METHOD_STYLES
+    from realdata.methods import TRAIN_METHODS
+
+    assert set(METHOD_STYLES) == set(TRAIN_METHODS) == set(METHOD_ORDER)
+    for attribute in ("color", "marker", "linestyle", "label"):
+        values = [str(getattr(style, attribute)) for style in METHOD_STYLES.values()]
+        assert len(set(values)) == len(values), attribute
