@@ -1,12 +1,17 @@
 """Certified bounds for ReLU networks: IBP, CROWN, CROWN-IBP and COAP.
 
-The public front of the bounds engine (`realdata.relaxation`).  All four
-methods run on one linear-relaxation engine — a choice of where the ReLU
-layers' pre-activation bounds come from, of the lower slope of unstable ReLUs,
-and the threat's support function as the input conjugate (see
-`realdata/relaxation/engine.py`).
+The public front of the bounds engine (`realdata.relaxation`).  All methods run
+on one linear-relaxation engine — a recipe (`relaxation/recipes.py`) naming where
+the ReLU layers' pre-activation bounds come from, the relaxation class of the
+unstable ReLUs and the output rule, with the threat's support function as the
+input conjugate.
 
-Options (keyword arguments of every function):
+`Bounds(model, x, threat, method, **options)` computes the pre-activation bounds
+once and serves `.margins(y)`, `.preactivations()`, `.robust_loss(y)` and
+`.unstable()`; the functions `margin_lower_bounds`, `preactivation_bounds` and
+`robust_loss` are one-line wrappers for a single question.
+
+Options (keyword arguments of `Bounds` and every function):
 
 * ``beta`` — CROWN-IBP's weight of the CROWN bound against IBP's (default 1.0).
 * ``proj`` — COAP: ``None`` computes exact bounds; an int k estimates the
@@ -39,6 +44,7 @@ from realdata.errors import UserError
 from realdata.precision import full_float32
 from realdata.relaxation.engine import Engine
 from realdata.relaxation.recipes import RECIPES
+from realdata.relaxation.relus import unstable_mask
 from realdata.threats import Threat
 
 #: the bound methods, in the registry's order (`realdata/relaxation/recipes.py`)
@@ -47,13 +53,16 @@ BOUND_METHODS = tuple(RECIPES)
 _DIRECTIONS = ("auto", "forward", "backward")
 
 
-def _engine(model, x, threat, method, options) -> Engine:
+_OPTIONS = ("beta", "proj", "chunk_size", "generator", "direction")
+
+
+def _check(model, x, threat, method, options) -> dict:
     if method not in RECIPES:
         raise UserError(f"unknown bound method {method!r}; choose one of {', '.join(RECIPES)}.")
-    unknown = set(options) - {"beta", "proj", "chunk_size", "generator", "direction"}
+    unknown = set(options) - set(_OPTIONS)
     if unknown:
-        raise UserError(f"unknown bound option(s) {', '.join(sorted(unknown))}; the options are beta, proj, "
-                        "chunk_size, generator and direction.")
+        raise UserError(f"unknown bound option(s) {', '.join(sorted(unknown))}; the options are "
+                        f"{', '.join(_OPTIONS)}.")
     if not isinstance(threat, Threat):
         raise UserError(f"the threat must be a realdata.threats.Threat (Linf, L2, Directions), got {type(threat).__name__}.")
     if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] == 0:
@@ -71,47 +80,81 @@ def _engine(model, x, threat, method, options) -> Engine:
     direction = options.get("direction", "auto")
     if direction not in _DIRECTIONS:
         raise UserError(f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}.")
-    return Engine(model, x, threat, method, beta=float(beta), proj=proj, chunk_size=chunk,
-                  generator=options.get("generator"), direction=direction)
+    return dict(beta=float(beta), proj=proj, chunk_size=chunk, generator=options.get("generator"),
+                direction=direction)
 
 
-def _check_labels(y, x, engine: Engine):
-    classes = 1
-    for s in engine.graph.out_shape:
-        classes *= s
-    if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],) or y.dtype not in (torch.int64, torch.int32):
-        raise UserError(f"labels must be an integer tensor of shape ({x.shape[0]},), one class index per input.")
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
-        raise UserError(f"labels must lie in 0..{classes - 1} for a model with {classes} outputs.")
-    return y.long()
+class Bounds:
+    """Bounds of one model on one batch under one threat with one method.
+
+    The pre-activation bounds are computed on first use and kept, so the margins,
+    the robust loss and the unstable count of one batch share one computation.
+    """
+
+    def __init__(self, model, x, threat, method: str, **options):
+        self.x, self.method = x, method
+        self._engine = Engine(model, x, threat, method, **_check(model, x, threat, method, options))
+
+    def preactivations(self) -> list:
+        """(lower, upper) bounds on the input of every ReLU, in forward order (ReLUs inside
+        residual blocks included), each shaped like that input — the bounds the method
+        uses internally."""
+        return self._engine.preactivation_bounds()
+
+    def margins(self, y) -> torch.Tensor:
+        """Lower bounds on f_y(x') − f_j(x') over x' ∈ x + S → [B, C]; entry y is 0.
+
+        Positive entries everywhere but y certify the label at x."""
+        return self._engine.margin_lower_bounds(self._labels(y))
+
+    def robust_loss(self, y):
+        """(Wong & Kolter's robust cross-entropy, certified error) of the batch.
+
+        The loss is the mean cross-entropy of the logits −m (m the margin lower bounds),
+        an upper bound on the worst-case cross-entropy over the threat set; the
+        certified error is the fraction of inputs whose margins do not all exceed 0."""
+        margins = self.margins(y)
+        loss = F.cross_entropy(-margins, y.long())
+        return loss, (~certified(margins, y)).to(margins.dtype).mean().item()
+
+    def unstable(self) -> tuple[int, int]:
+        """(unstable ReLUs, all ReLUs) summed over the batch and the layers; unstable means
+        ℓ < 0 < u (`relaxation.relus.unstable_mask`, the one definition)."""
+        bounds = self.preactivations()
+        count = sum(int(unstable_mask(lo, up).sum()) for lo, up in bounds)
+        return count, sum(lo.numel() for lo, _ in bounds)
+
+    def _labels(self, y):
+        classes = 1
+        for s in self._engine.graph.out_shape:
+            classes *= s
+        B = self.x.shape[0]
+        if not isinstance(y, torch.Tensor) or y.shape != (B,) or y.dtype not in (torch.int64, torch.int32):
+            raise UserError(f"labels must be an integer tensor of shape ({B},), one class index per input.")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
+            raise UserError(f"labels must lie in 0..{classes - 1} for a model with {classes} outputs.")
+        return y.long()
+
+
+def certified(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per input, whether every margin lower bound but the label's own exceeds 0 → bool [B]."""
+    others = margins.scatter(1, y.long().unsqueeze(1), float("inf"))
+    return (others > 0).all(1)
 
 
 @full_float32()
 def margin_lower_bounds(model, x, y, threat, method, **options) -> torch.Tensor:
-    """Lower bounds on f_y(x') − f_j(x') over x' ∈ x + S → [B, C]; entry y is 0.
-
-    Positive entries everywhere but y certify the label at x."""
-    engine = _engine(model, x, threat, method, options)
-    return engine.margin_lower_bounds(_check_labels(y, x, engine))
+    """`Bounds(model, x, threat, method, **options).margins(y)`."""
+    return Bounds(model, x, threat, method, **options).margins(y)
 
 
 @full_float32()
 def preactivation_bounds(model, x, threat, method, **options) -> list:
-    """(lower, upper) bounds on the input of every ReLU, in forward order (ReLUs inside
-    residual blocks included), each shaped like that input — the bounds the method
-    uses internally."""
-    return _engine(model, x, threat, method, options).preactivation_bounds()
+    """`Bounds(model, x, threat, method, **options).preactivations()`."""
+    return Bounds(model, x, threat, method, **options).preactivations()
 
 
 @full_float32()
 def robust_loss(model, x, y, threat, method, **options):
-    """(Wong & Kolter's robust cross-entropy, certified error) of the batch.
-
-    The loss is the mean cross-entropy of the logits −m (m the margin lower bounds),
-    an upper bound on the worst-case cross-entropy over the threat set; the
-    certified error is the fraction of inputs whose margins do not all exceed 0."""
-    margins = margin_lower_bounds(model, x, y, threat, method, **options)
-    loss = F.cross_entropy(-margins, y.long())
-    others = margins.scatter(1, y.long().unsqueeze(1), float("inf"))
-    error = (others <= 0).any(1).to(margins.dtype).mean().item()
-    return loss, error
+    """`Bounds(model, x, threat, method, **options).robust_loss(y)`."""
+    return Bounds(model, x, threat, method, **options).robust_loss(y)

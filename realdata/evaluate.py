@@ -88,19 +88,13 @@ def _check_inputs(model, x, y, threat, attack, bound, num_classes, batch_size, b
 
 
 def _certify(model, x, y, threat, bound):
-    """Per point, certified or not, and per ReLU unit, unstable or not (counts)."""
-    from realdata.bounds import margin_lower_bounds, preactivation_bounds
+    """Per point, certified or not, and the ReLUs of the batch, (unstable, all) — one bound
+    computation serves both."""
+    from realdata.bounds import Bounds, certified
 
     with torch.no_grad():
-        lower = margin_lower_bounds(model, x, y, threat, bound)
-        others = lower.scatter(1, y[:, None], torch.inf)  # entry y is 0 by definition; ignore it
-        certified = (others > 0).all(1)
-        unstable = total = 0
-        for lo, up in preactivation_bounds(model, x, threat, bound):
-            # PAPER.md §3: a unit is unstable when ℓ ≤ 0 ≤ u
-            unstable += int(((lo <= 0) & (up >= 0)).sum())
-            total += lo.numel()
-    return certified, unstable, total
+        bounds = Bounds(model, x, threat, bound)
+        return certified(bounds.margins(y), y), *bounds.unstable()
 
 
 def _attack_batch(model, x, y, threat, attack, signal, box, attack_options):

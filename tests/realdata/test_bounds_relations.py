@@ -201,3 +201,24 @@ def test_closed_form_conjugates_equal_the_support_function():
     for (method, direction), expected in zip(runs, plain):
         generic = margin_lower_bounds(model, x, y, _GenericL2(0.3), method, direction=direction)
         assert torch.allclose(generic, expected, atol=1e-12), (method, direction)
+
+
+def test_one_bounds_object_computes_the_preactivations_once(monkeypatch):
+    from realdata.bounds import Bounds, robust_loss
+    from realdata.relaxation.engine import Engine
+
+    model = cnn(3, channels=2, size=8)
+    x, y = _batch((2, 8, 8), 5)
+    calls = []
+    compute = Engine._compute_bounds
+    monkeypatch.setattr(Engine, "_compute_bounds", lambda self: calls.append(1) or compute(self))
+    bounds = Bounds(model, x, Linf(0.05), "coap")
+    margins, pre = bounds.margins(y), bounds.preactivations()
+    loss, error = bounds.robust_loss(y)
+    count, total = bounds.unstable()
+    assert len(calls) == 1
+    assert torch.equal(margins, margin_lower_bounds(model, x, y, Linf(0.05), "coap"))
+    assert all(torch.equal(a, c) and torch.equal(b, d)
+               for (a, b), (c, d) in zip(pre, preactivation_bounds(model, x, Linf(0.05), "coap")))
+    assert (loss, error) == robust_loss(model, x, y, Linf(0.05), "coap")
+    assert count == sum(int(((lo < 0) & (up > 0)).sum()) for lo, up in pre) and 0 < count < total

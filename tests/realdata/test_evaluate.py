@@ -207,3 +207,16 @@ def test_bad_input_gets_a_clear_error():
         evaluate(model, x, y, L2(0.1), attack="line-search", bound=None, progress=False)
     assert math.isfinite(evaluate(model, x, y, Directions(0.1, basis_direction(0, (3,))), attack="line-search",
                                   bound=None, progress=False)["robust_error"])
+
+
+def test_unstable_means_strictly_negative_lower_and_positive_upper_bound():
+    """A ReLU whose bounds touch 0 (ℓ = 0 or u = 0) is linear on its range: not unstable."""
+    first = nn.Linear(2, 3)
+    with torch.no_grad():  # unit 0: z = x₀ − 0.5, unstable; unit 1: z ≡ 0 (ℓ = u = 0); unit 2: z = x₁ ≥ 0
+        first.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]))
+        first.bias.copy_(torch.tensor([-0.5, 0.0, 0.0]))
+    model = nn.Sequential(first, nn.ReLU(), nn.Linear(3, 2))
+    x = torch.tensor([[0.5, 0.1]])
+    record = evaluate(model, x, torch.tensor([0]), Linf(0.1), attack="pgd", bound="ibp", progress=False)
+    # unit 2: x₁ ∈ [0, 0.2], so ℓ = 0 < u: stable (active) too
+    assert record["unstable_fraction"] == pytest.approx(1 / 3)
