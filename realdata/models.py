@@ -1,8 +1,8 @@
 """Model builders.  Every model is a plain nn.Sequential the bounds engine understands.
 
 `build_model(arch, dataset)` builds one of ARCHS for a dataset's input shape and
-class count, with `Normalize` first when the dataset carries mean/std and no
-BatchNorm anywhere, so every bound method (IBP, CROWN, COAP) applies.
+class count, with `Normalize` first when the dataset carries mean/std, from
+layers the bounds engine understands, so every bound method applies.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from torch import nn
 from .errors import UserError
 from .layers import Normalize, Residual
 
-ARCHS = ("mlp", "mnist-small", "mnist-large", "cifar-cnn", "resnet")
 
 # (out_channels, kernel, stride, padding) per conv, then hidden FC widths (Wong et al. 2018,
 # convex_adversarial examples/problems.py). The small CIFAR CNN is the same stack as the
@@ -59,7 +58,9 @@ def _scaled(channels: int, width: float) -> int:
 def _classifier(features: nn.Sequential, in_shape: tuple, hidden: list[int], num_classes: int) -> list[nn.Module]:
     """Flatten + ReLU-separated Linear layers, sized from a dry run of `features` on the input shape."""
     with torch.no_grad():
+        features.eval()  # a dry run must not touch BatchNorm's running statistics
         size = features(torch.zeros(1, *in_shape)).numel() if len(features) else int(torch.Size(in_shape).numel())
+        features.train()
     # vectors need no Flatten; keeping it out leaves the spheres/linear nets a bare Linear–ReLU–Linear
     layers: list[nn.Module] = [nn.Flatten()] if len(in_shape) > 1 else []
     for units in hidden:
@@ -117,8 +118,27 @@ def _resnet(in_shape, num_classes, width: float = 1.0):
     return layers
 
 
+def _cnn7(in_shape, num_classes, width: float = 1.0):
+    """CNN7 of Shi et al. (2021), the network of CTBench (Mao et al. 2023, `cnn_7layer_bn`):
+    3×3 convs of 64-64-128-128-128 channels, each followed by BatchNorm and ReLU, the third
+    with stride 2, then FC 512 with BatchNorm and ReLU.  On MNIST-format data (1×28×28) it
+    is CTBench's MNIST network; on inputs of side 64 or more the fifth conv has stride 2
+    too, CTBench's `cnn_7layer_bn_tinyimagenet` (Tiny ImageNet).  `width` scales every
+    channel count and the FC width."""
+    channels = [_scaled(c, width) for c in (64, 64, 128, 128, 128)]
+    strides = [1, 1, 2, 1, 2 if min(in_shape[1:]) >= 64 else 1]
+    layers, cin = [], in_shape[0]
+    for cout, stride in zip(channels, strides):
+        layers += [nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+        cin = cout
+    head = _classifier(nn.Sequential(*layers), in_shape, [_scaled(512, width)], num_classes)
+    flatten, hidden, relu, last = head
+    return layers + [flatten, hidden, nn.BatchNorm1d(hidden.out_features), relu, last]
+
+
 _BUILDERS = {"mlp": _mlp, "mnist-small": _cnn("mnist-small"), "mnist-large": _cnn("mnist-large"),
-             "cifar-cnn": _cnn("cifar-cnn"), "resnet": _resnet}
+             "cifar-cnn": _cnn("cifar-cnn"), "resnet": _resnet, "cnn7": _cnn7}
+ARCHS = tuple(_BUILDERS)
 
 
 def build_model(arch: str, dataset, seed: int = 0, **params) -> nn.Sequential:

@@ -1,7 +1,7 @@
 """Forward-mode pass through a piecewise-linear ReLU network along a line.
 
-On the line x + t·v a network of Linear, Conv2d, ReLU, Flatten, `Normalize` and
-`Residual` layers is linear in t as long as no ReLU changes state.  One pass
+On the line x + t·v a network of Linear, Conv2d, AvgPool2d, ReLU, Flatten,
+`Normalize`, eval-mode BatchNorm and Dropout, Identity and `Residual` layers is linear in t as long as no ReLU changes state.  One pass
 that carries the value and its derivative d/dt (a jvp) gives every
 pre-activation z and its slope dz, so the next t at which any ReLU of any layer
 crosses zero is min(−z/dz) over the units moving toward zero.  The exact line
@@ -18,7 +18,9 @@ from torch import nn
 from realdata.errors import UserError
 from realdata.layers import Normalize, Residual
 
-SUPPORTED = "Linear, Conv2d, ReLU, Flatten, Normalize, Residual and Identity layers inside nn.Sequential"
+SUPPORTED = ("Linear, Conv2d, AvgPool2d, ReLU, Flatten, Normalize, BatchNorm and Dropout (eval mode), Residual and "
+             "Identity layers inside nn.Sequential")
+_LINEAR = (nn.Flatten, nn.Identity, nn.AvgPool2d)  # linear maps: the tangent goes through the layer itself
 
 
 def forward_with_tangent(module: nn.Module, x: torch.Tensor, v: torch.Tensor, kink_tol: float, preacts: list):
@@ -41,8 +43,13 @@ def forward_with_tangent(module: nn.Module, x: torch.Tensor, v: torch.Tensor, ki
         preacts.append((x, v))
         on = (x + kink_tol * v) > 0  # the state at t + kink_tol
         return x.clamp_min(0), v * on
-    if isinstance(module, (nn.Flatten, nn.Identity)):
+    if isinstance(module, _LINEAR) or (isinstance(module, nn.Dropout) and not module.training):
         return module(x), module(v)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.training and module.running_var is not None:
+        # affine per channel with the running statistics: the shift moves the value only
+        scale = torch.rsqrt(module.running_var + module.eps)
+        scale = scale if module.weight is None else scale * module.weight
+        return module(x), v * scale.reshape((1, -1) + (1,) * (v.dim() - 2)).to(v.dtype)
     if isinstance(module, Normalize):
         # affine: the mean shifts the value only, the scale acts on both
         scale = module.std.reshape(module._shape(v)).to(v.dtype)
@@ -67,7 +74,7 @@ def distance_to_next_kink(preacts: list, kink_tol: float, rows: int, dtype, devi
     return nearest
 
 
-_AFFINE = (nn.Linear, nn.Conv2d, nn.Flatten, nn.Identity, Normalize)
+_AFFINE = (nn.Linear, nn.Conv2d, nn.Flatten, nn.Identity, nn.AvgPool2d, Normalize)
 
 
 def split_affine_prefix(model: nn.Module) -> tuple[nn.Sequential, nn.Sequential]:

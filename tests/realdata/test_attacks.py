@@ -29,12 +29,20 @@ def _random_mlp(d, classes=3, hidden=16, depth=2, seed=0):
 
 
 def _random_convnet(seed=0):
-    """Every layer type the line search must handle: Normalize, Conv2d, Residual, Flatten."""
+    """Every layer type the line search must handle: Normalize, Conv2d, BatchNorm and Dropout (eval
+    mode), Residual, AvgPool2d, Flatten."""
     torch.manual_seed(seed)
     block = Residual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1)),
                      nn.Conv2d(4, 4, 1))
-    return nn.Sequential(Normalize([0.5, 0.4], [0.2, 0.3]), nn.Conv2d(2, 4, 3, stride=2, padding=1), nn.ReLU(),
-                         block, nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 3, 12), nn.ReLU(), nn.Linear(12, 4))
+    norm = nn.BatchNorm2d(4)
+    with torch.no_grad():
+        norm.running_mean.copy_(0.2 * torch.randn(4))
+        norm.running_var.copy_(0.5 + torch.rand(4))
+        norm.weight.copy_(1 + 0.3 * torch.randn(4))
+        norm.bias.copy_(0.1 * torch.randn(4))
+    return nn.Sequential(Normalize([0.5, 0.4], [0.2, 0.3]), nn.Conv2d(2, 4, 3, stride=2, padding=1), norm, nn.ReLU(),
+                         block, nn.ReLU(), nn.AvgPool2d(3, stride=1, padding=1), nn.Flatten(), nn.Dropout(0.2),
+                         nn.Linear(4 * 3 * 3, 12), nn.ReLU(), nn.Linear(12, 4)).eval()
 
 
 def _threat(kind, eps, shape, seed=0):

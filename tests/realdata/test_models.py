@@ -9,10 +9,12 @@ from torch import nn
 
 from realdata.data import CIFAR10_MEAN, CIFAR10_STD, load_dataset
 from realdata.errors import UserError
+from realdata.threats import Linf
 from realdata.layers import Normalize, Residual
 from realdata.models import ARCHS, build_model, labels_to_sign, one_neuron
+from realdata.relaxation.graph import LAYERS
 
-ALLOWED = (nn.Sequential, nn.Linear, nn.Conv2d, nn.ReLU, nn.Flatten, Normalize, Residual)
+ALLOWED = (nn.Sequential, nn.ReLU, Residual, *LAYERS)  # the layers the bounds engine understands
 
 
 def images(channels, size, mean=None, std=None):
@@ -38,7 +40,7 @@ def test_every_arch_runs_forward_on_every_image_shape(arch, shape):
     model = build_model(arch, shape, width=0.25 if arch != "mlp" else 20)
     x = torch.rand(3, *shape.input_shape)
     assert model(x).shape == (3, 10)
-    assert all(isinstance(m, ALLOWED) for m in model.modules())  # no BatchNorm or other layers the bounds miss
+    assert all(isinstance(m, ALLOWED) for m in model.modules())  # no layer the bounds miss
 
 
 def test_mlp_on_vector_data_is_linear_relu_stacks():
@@ -133,3 +135,53 @@ def test_one_neuron_logit_gap_is_the_theorem_model():
     assert torch.allclose(logits[:, 1] - logits[:, 0], 2.0 * torch.relu(x @ theta) - 0.7, atol=1e-6)
     assert [p.requires_grad for p in model.parameters()] == [True, False, False]
     assert labels_to_sign(torch.tensor([0, 1])).tolist() == [-1, 1]
+
+
+def _cnn7_layout(model):
+    return [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in convs(model)]
+
+
+def test_cnn7_is_shi_et_al_and_ctbench_cnn_7layer_bn():
+    model = build_model("cnn7", CIFAR)
+    assert isinstance(model[0], Normalize)
+    assert _cnn7_layout(model) == [(3, 64, 3, 1, 1), (64, 64, 3, 1, 1), (64, 128, 3, 2, 1), (128, 128, 3, 1, 1),
+                                   (128, 128, 3, 1, 1)]
+    kinds = [type(m) for m in model[1:]]
+    assert kinds == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU] * 5 + [nn.Flatten, nn.Linear, nn.BatchNorm1d, nn.ReLU,
+                                                                 nn.Linear]
+    assert [(l.in_features, l.out_features) for l in linears(model)] == [(128 * 16 * 16, 512), (512, 10)]
+    # convs 407,744 + FC 16,777,728 + 5,130 + BatchNorm 2·(64+64+128·3+512) = 2,048
+    assert sum(p.numel() for p in model.parameters()) == 17_192_650
+    assert all(float(m.running_mean.abs().sum()) == 0 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+def test_cnn7_on_mnist_format_and_64x64_inputs_and_its_width():
+    mnist = build_model("cnn7", MNIST)  # CTBench's MNIST network: one channel, 14×14 after the stride-2 conv
+    assert _cnn7_layout(mnist)[0] == (1, 64, 3, 1, 1)
+    assert linears(mnist)[0].in_features == 128 * 14 * 14
+    tin = build_model("cnn7", images(3, 64))  # cnn_7layer_bn_tinyimagenet: the fifth conv has stride 2 too
+    assert [c.stride[0] for c in convs(tin)] == [1, 1, 2, 1, 2]
+    assert linears(tin)[0].in_features == 128 * 16 * 16
+    narrow = build_model("cnn7", CIFAR, width=0.5)
+    assert [c.out_channels for c in convs(narrow)] == [32, 32, 64, 64, 64]
+    assert [l.out_features for l in linears(narrow)] == [256, 10]
+
+
+def test_cnn7_bounds_are_sound_in_eval_and_train_mode():
+    from realdata.bounds import margin_lower_bounds
+
+    model = build_model("cnn7", images(3, 8), width=1 / 16).double()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 8, 8, generator=g, dtype=torch.float64)
+    y = torch.randint(10, (4,), generator=g)
+    model.train()
+    model(x)  # one training step's statistics, so eval mode is not the identity
+    for mode in ("train", "eval"):
+        model.train(mode == "train")
+        lower = margin_lower_bounds(model, x, y, Linf(0.01), "crown")
+        if mode == "eval":
+            with torch.no_grad():
+                for _ in range(10):
+                    logits = model(x + Linf(0.01).sample(x.shape, generator=g, dtype=x.dtype))
+                    assert ((logits.gather(1, y[:, None]) - logits) >= lower - 1e-9).all()
+        assert torch.isfinite(lower).all()
