@@ -31,7 +31,7 @@ Options (keyword arguments of `Bounds` and every function):
   rounding; projections always run forward.
 
 Everything is device- and dtype-agnostic: the bounds follow the inputs and the
-model (float32 or float64, CPU or CUDA).  Every public entry runs under
+model (float32 or float64, CPU or CUDA).  Every computation of `Bounds` runs under
 `realdata.precision.full_float32` (no TF32 on GPUs): a bound computed at TF32's
 ~1e-3 precision is no bound on the float32 model.
 """
@@ -91,22 +91,26 @@ class Bounds:
     the robust loss and the unstable count of one batch share one computation.
     """
 
+    @full_float32()  # a train-mode BatchNorm's statistics are computed while parsing
     def __init__(self, model, x, threat, method: str, **options):
         self.x, self.method = x, method
         self._engine = Engine(model, x, threat, method, **_check(model, x, threat, method, options))
 
+    @full_float32()
     def preactivations(self) -> list:
         """(lower, upper) bounds on the input of every ReLU, in forward order (ReLUs inside
         residual blocks included), each shaped like that input — the bounds the method
         uses internally."""
         return self._engine.preactivation_bounds()
 
+    @full_float32()
     def margins(self, y) -> torch.Tensor:
         """Lower bounds on f_y(x') − f_j(x') over x' ∈ x + S → [B, C]; entry y is 0.
 
         Positive entries everywhere but y certify the label at x."""
         return self._engine.margin_lower_bounds(self._labels(y))
 
+    @full_float32()
     def robust_loss(self, y):
         """(Wong & Kolter's robust cross-entropy, certified error) of the batch.
 
@@ -117,6 +121,7 @@ class Bounds:
         loss = F.cross_entropy(-margins, y.long())
         return loss, (~certified(margins, y)).to(margins.dtype).mean().item()
 
+    @full_float32()
     def unstable(self) -> tuple[int, int]:
         """(unstable ReLUs, all ReLUs) summed over the batch and the layers; unstable means
         ℓ < 0 < u (`relaxation.relus.unstable_mask`, the one definition)."""
@@ -142,19 +147,16 @@ def certified(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (others > 0).all(1)
 
 
-@full_float32()
 def margin_lower_bounds(model, x, y, threat, method, **options) -> torch.Tensor:
     """`Bounds(model, x, threat, method, **options).margins(y)`."""
     return Bounds(model, x, threat, method, **options).margins(y)
 
 
-@full_float32()
 def preactivation_bounds(model, x, threat, method, **options) -> list:
     """`Bounds(model, x, threat, method, **options).preactivations()`."""
     return Bounds(model, x, threat, method, **options).preactivations()
 
 
-@full_float32()
 def robust_loss(model, x, y, threat, method, **options):
     """`Bounds(model, x, threat, method, **options).robust_loss(y)`."""
     return Bounds(model, x, threat, method, **options).robust_loss(y)

@@ -52,7 +52,14 @@ def tf32_on():
         flags[name].fp32_precision = value
 
 
-@pytest.mark.parametrize("entry", ["margin_lower_bounds", "preactivation_bounds", "robust_loss"])
+def _one_object(model, x, y, threat, method):
+    """Evaluation's pattern: one Bounds object, then its margins and unstable count."""
+    b = bounds.Bounds(model, x, threat, method)
+    b.margins(y)
+    b.unstable()
+
+
+@pytest.mark.parametrize("entry", ["margin_lower_bounds", "preactivation_bounds", "robust_loss", "object"])
 @pytest.mark.parametrize("method", ["crown-ibp", "coap"])
 def test_no_bound_computation_runs_with_tf32_allowed(tf32_on, entry, method):
     model = cnn(0, dtype=torch.float32)
@@ -61,7 +68,7 @@ def test_no_bound_computation_runs_with_tf32_allowed(tf32_on, entry, method):
     threat = L2(0.1)
     args = (model, x, threat, method) if entry == "preactivation_bounds" else (model, x, y, threat, method)
     with _Watch() as watch:
-        getattr(bounds, entry)(*args)
+        (_one_object if entry == "object" else getattr(bounds, entry))(*args)
     assert watch.calls > 20  # the watch saw the engine's work, not nothing
     assert watch.low == []
     # and the caller's settings are back afterwards
