@@ -116,9 +116,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="named hyperparameter preset: 'paper' (PAPER.md §3-4) or 'quick' (CPU minutes)")
     parser.add_argument("--out", default="results", help="folder of result records and checkpoints (default: results)")
     parser.add_argument("--data-dir", default=None,
-                        help="dataset folder (CIFAR-10 batches or archive; MNIST-format IDX files); "
-                             "default: $CIFAR10_DIR / $MNIST_DIR / $FASHION_MNIST_DIR, then the shared CIFAR subset "
-                             "or /usr/share/datasets/fashion-mnist")
+                        help="dataset folder (CIFAR-10 batches or archive; MNIST-format IDX files; tiny-imagenet-200); "
+                             "default: $CIFAR10_DIR / $MNIST_DIR / $FASHION_MNIST_DIR / $TINYIMAGENET_DIR, then the "
+                             "shared CIFAR subset or /usr/share/datasets/fashion-mnist")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when visible)")
     parser.add_argument("--force", action="store_true", help="recompute even if the record exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -6,6 +6,8 @@
   ``cifar-10-python.tar.gz``), looked for in ``data_dir``, then ``$CIFAR10_DIR``,
   then the real subset in ``<repo>/../shared/data/cifar10-subset``;
 - ``mnist`` / ``fashion-mnist``: the four IDX files, gzipped or not;
+- ``tiny-imagenet``: the ``tiny-imagenet-200/`` folder from ``data_dir`` or
+  ``$TINYIMAGENET_DIR``, decoded once and cached beside it (`realdata.tiny_imagenet`);
 - ``digits``: scikit-learn's bundled 8×8 digits (no files needed);
 - ``spheres``: two concentric spheres (PAPER.md §3);
 - ``linear``: the theorem's distribution, signal on the first coordinate (PAPER.md §2).
@@ -40,7 +42,7 @@ import torch.nn.functional as F
 from .errors import UserError
 from .synthetic import LINEAR_PRESETS, SPHERES_PRESETS
 
-DATASETS = ("cifar10", "mnist", "fashion-mnist", "digits", "spheres", "linear")
+DATASETS = ("cifar10", "mnist", "fashion-mnist", "tiny-imagenet", "digits", "spheres", "linear")
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
@@ -355,6 +357,22 @@ def _load_fashion_mnist(data_dir=None):
     return _load_idx_dataset("fashion-mnist", data_dir, "FASHION_MNIST_DIR", FASHION_MNIST_DIR)
 
 
+# --------------------------------------------------------------------------- Tiny ImageNet
+
+def _load_tiny_imagenet(data_dir=None):
+    from . import tiny_imagenet
+
+    arrays, folder, num_classes = tiny_imagenet.load_arrays(data_dir)
+    # bytes until load_dataset has drawn its subsets: the whole set in float32 would take 5 GB
+    return Dataset(
+        name="tiny-imagenet",
+        x_train=torch.from_numpy(arrays["x_train"]), y_train=torch.from_numpy(arrays["y_train"]),
+        x_test=torch.from_numpy(arrays["x_test"]), y_test=torch.from_numpy(arrays["y_test"]),
+        num_classes=num_classes, input_shape=(3, 64, 64),
+        mean=tiny_imagenet.MEAN, std=tiny_imagenet.STD, box=(0.0, 1.0), augment=True,
+        params={"source": str(folder)})
+
+
 # --------------------------------------------------------------------------- scikit-learn digits
 
 def _load_digits(test_fraction: float = 0.2):
@@ -454,6 +472,7 @@ _LOADERS = {
     "cifar10": _load_cifar10,
     "mnist": _load_mnist,
     "fashion-mnist": _load_fashion_mnist,
+    "tiny-imagenet": _load_tiny_imagenet,
     "digits": _load_digits,
     "spheres": _make_spheres,
     "linear": _make_linear,
@@ -506,6 +525,8 @@ def load_dataset(name: str, data_dir=None, train_size=None, test_size=None, seed
     data = loader(**kwargs)
     data.x_train, data.y_train = _subset(data.x_train, data.y_train, train_size, seed, "train", name)
     data.x_test, data.y_test = _subset(data.x_test, data.y_test, test_size, seed, "test", name)
+    if data.x_train.dtype == torch.uint8:  # images kept as bytes by their loader
+        data.x_train, data.x_test = _images(data.x_train.numpy()), _images(data.x_test.numpy())
     data.params.update(train_size=train_size, test_size=test_size)
     return data
 

@@ -241,6 +241,36 @@ _modern_family(_modern_cifar, {
                   attack_steps=8, grad_clip=None), {"reg_lambda"}),
 })
 
+# Paper, Tiny ImageNet (PAPER.md §4 names it as optional and gives no recipe): the paper's methods
+# run their CIFAR-10 recipes (everything but the method's own published values INFERRED), at
+# ℓ∞ 1/255 as CTBench.  Since the paper (CTBench's setting, ℓ∞ 1/255 on CNN7): FAST-IBP from Shi et
+# al.'s README (start=2,length=20, 80 epochs, decay at 61, 71, λ = 0.2, batch 128 = 2 × 64 accumulated),
+# MTL-IBP and CC-IBP from expressive-losses' (α = 0.01, L1 5e-5, λ = 0.2, 160 epochs, decay at 120, 140,
+# one attack step), SABR from its README (λ = 0.4, L1 1e-6, 180 epochs, decay at 140, 160).
+_tin = replace(_cifar, dataset="tiny-imagenet", norm="linf", eps=1 / 255)
+_add("paper", _tin, "st", {"arch", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+                           "lr_milestones"})
+_add("paper", _tin, "at", {"arch", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+                           "lr_milestones"})
+_certified_family(
+    "paper", _tin,
+    coap=dict(batch_size=50, epochs=60, eps_start=0.001, ramp_epochs=20, lr_milestones=(30, 40, 50), lr_gamma=0.5,
+              grad_clip=1.0, proj=50),
+    crown=dict(epochs=2000, optimizer="adam", lr=5e-4, batch_size=256, weight_decay=0.0, warmup_epochs=100,
+               ramp_epochs=800, lr_milestones=(1400, 1700), lr_gamma=0.1, kappa_start=1.0, kappa_end=0.0),
+    inferred_coap={"arch", "batch_size", "epochs", "eps_start", "ramp_epochs", "lr_milestones", "lr_gamma",
+                   "grad_clip", "proj"},
+    inferred_crown={"arch", "epochs", "batch_size", "warmup_epochs", "ramp_epochs", "lr_milestones", "weight_decay",
+                    "kappa_start", "kappa_end"})
+_modern_tin = replace(_modern_cifar, dataset="tiny-imagenet", eps=1 / 255, reg_lambda=0.2)
+_modern_family(_modern_tin, {
+    "fast-ibp": (dict(epochs=80, lr_milestones=(61, 71), ramp_epochs=20.0), ()),
+    "mtl-ibp": (dict(epochs=160, lr_milestones=(120, 140), ibp_coef=0.01, l1=5e-5, attack="pgd", attack_steps=1), ()),
+    "cc-ibp": (dict(epochs=160, lr_milestones=(120, 140), ibp_coef=0.01, l1=5e-5, attack="pgd", attack_steps=1), ()),
+    "sabr": (dict(epochs=180, lr_milestones=(140, 160), warmup_epochs=2.0, sabr_lambda=0.4, l1=1e-6, attack="pgd",
+                  attack_steps=8, grad_clip=None, reg_lambda=0.5), {"reg_lambda"}),
+})
+
 # Paper, MNIST (PAPER.md §4); Fashion-MNIST has no recipe of its own and uses MNIST's.
 for _name in ("mnist", "fashion-mnist"):
     _mnist = TrainConfig(dataset=_name, eps=1.0, arch="mnist-large", epochs=100, batch_size=128, optimizer="adam",
@@ -315,6 +345,7 @@ _QUICK = {
                           optimizer="adam", lr=1e-3, augment=False, eval_steps=20),
 }
 _QUICK["fashion-mnist"] = replace(_QUICK["mnist"], dataset="fashion-mnist")
+_QUICK["tiny-imagenet"] = replace(_QUICK["cifar10"], dataset="tiny-imagenet", norm="linf", eps=1 / 255)
 # the methods since the paper at quick scale: their published structure (IBP init, warm-up regularisers,
 # smoothed ramp) with a middle value of each one's published α or λ and a 5-step PGD
 _QUICK_MODERN = {"fast-ibp": {}, "mtl-ibp": dict(ibp_coef=0.1, attack="pgd", attack_steps=5),
@@ -326,7 +357,7 @@ for _name, _base in _QUICK.items():
         _extra = {}
         if _method == "coap":
             _extra = dict(ramp_epochs=_ramp, eps_start=min(0.001, _base.eps),
-                          proj=50 if _name in ("cifar10", "mnist", "fashion-mnist") else None)
+                          proj=50 if _name in ("cifar10", "mnist", "fashion-mnist", "tiny-imagenet") else None)
         elif _method in ("crown-ibp", "ibp", "crown"):
             _extra = dict(warmup_epochs=min(1.0, _base.epochs / 10), ramp_epochs=_ramp, kappa_start=1.0, kappa_end=0.0)
         elif _method in _QUICK_MODERN:
