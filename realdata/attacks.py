@@ -19,12 +19,13 @@ and an evaluation gets every break the attack found.
 """
 from __future__ import annotations
 
-import copy
 import inspect
+import itertools
 import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from realdata.errors import UserError
 from realdata.piecewise import distance_to_next_kink, forward_with_tangent, split_affine_prefix
@@ -131,8 +132,8 @@ def _feasible(threat: Threat, x: torch.Tensor, x_adv: torch.Tensor, box) -> torc
     lo, hi = box
     clamped = (x + delta).clamp(lo, hi)
     inside = threat.contains(clamped - x)
-    if bool(inside.all()):
-        return clamped
+    # both candidates are computed for every row: choosing rows on the host would cost a
+    # host-device sync on every projection, twice per Auto-PGD iteration
     # largest s ∈ [0, 1] with lo ≤ x + sδ ≤ hi, coordinate by coordinate
     room = torch.where(delta > 0, hi - x, torch.where(delta < 0, lo - x, torch.ones_like(x)))
     ratio = torch.where(delta != 0, room / delta, torch.ones_like(x))
@@ -174,10 +175,10 @@ class _Best:
         was_fooled = self.fooled[idx]
         higher = loss > self.loss[idx]
         take = (fooled & (~was_fooled | higher)) | (~fooled & ~was_fooled & higher)
-        rows = idx[take]
-        self.x[rows] = x_new[take]
-        self.loss[rows] = loss[take]
-        self.fooled[rows] = was_fooled[take] | fooled[take]
+        # where() over the rows idx, not a boolean mask: a mask's size is only known on the host
+        self.x[idx] = torch.where(_rows(take, x_new), x_new, self.x[idx])
+        self.loss[idx] = torch.where(take, loss, self.loss[idx])
+        self.fooled[idx] = was_fooled | (take & fooled)
 
 
 def _restart_indices(best: _Best, restart: int) -> torch.Tensor:
@@ -190,13 +191,15 @@ def _restart_indices(best: _Best, restart: int) -> torch.Tensor:
 
 # -- PGD -------------------------------------------------------------------------
 def pgd(model, x, y, threat: Threat, steps: int, step_size: float | None = None, restarts: int = 1,
-        box=None, loss: str = "ce", generator: torch.Generator | None = None) -> torch.Tensor:
+        box=None, loss: str = "ce", generator: torch.Generator | None = None, check: bool = True) -> torch.Tensor:
     """Projected gradient ascent from a random start (Madry et al. 2018).
 
     `step_size` defaults to 2.5·ε/steps (Madry et al.), which lets the walk
-    cross the whole set.  Each restart returns its last iterate.
+    cross the whole set.  Each restart returns its last iterate.  `check=False`: the
+    caller validated the inputs already (training does, once per run).
     """
-    check_attack_input(model, x, y, threat, box)
+    if check:
+        check_attack_input(model, x, y, threat, box)
     _check_counts(steps, restarts)
     loss_fn = _loss_fn(loss)
     alpha = 2.5 * threat.eps / steps if step_size is None else float(step_size)
@@ -254,7 +257,8 @@ def _apgd_run(model, x, y, threat, steps, loss_fn, box, generator, best: _Best, 
         loss, logits, grad = _loss_and_grad(model, x_adv, y, loss_fn)
         best.offer(idx, x_adv, loss, logits.argmax(1) != y)
         improved = loss > run_best_loss
-        run_best_x[improved], run_best_grad[improved] = x_adv[improved], grad[improved]
+        run_best_x = torch.where(_rows(improved, x), x_adv, run_best_x)
+        run_best_grad = torch.where(_rows(improved, x), grad, run_best_grad)
         run_best_loss = torch.where(improved, loss, run_best_loss)
         increases += (loss > prev_loss).to(loss.dtype)
         prev_loss = loss
@@ -273,9 +277,11 @@ def _apgd_run(model, x, y, threat, steps, loss_fn, box, generator, best: _Best, 
 
 
 def apgd(model, x, y, threat: Threat, steps: int = 100, restarts: int = 1, loss: str = "ce",
-         box=None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Auto-PGD (Croce & Hein 2020) with the CE or DLR loss; see the module docstring for what returns."""
-    check_attack_input(model, x, y, threat, box)
+         box=None, generator: torch.Generator | None = None, check: bool = True) -> torch.Tensor:
+    """Auto-PGD (Croce & Hein 2020) with the CE or DLR loss; see the module docstring for what returns.
+    `check=False`: the caller validated the inputs already (training does, once per run)."""
+    if check:
+        check_attack_input(model, x, y, threat, box)
     _check_counts(steps, restarts)
     loss_fn = _loss_fn(loss)
     best = _Best(model, x, y, loss_fn)
@@ -367,34 +373,61 @@ def _walk(rest, z0, dz, y, lo, hi, kink_tol):
     return best_margin, best_t
 
 
-def line_search(model, x, y, threat: Threat, box=None) -> torch.Tensor:
+def _walk_segments(model, x64, d64, y_rows, lo, hi, kink_tol):
+    """Every row's smallest margin along its segment and where it was met (see `line_search`)."""
+    prefix, rest = split_affine_prefix(model)
+    best_margin, best_t = torch.empty_like(lo), torch.empty_like(lo)
+    # the affine layers before the first ReLU map each segment to z0 + t·dz once and for all
+    z0, dz = forward_with_tangent(prefix, x64, d64, kink_tol, [])
+    # chunks of rows small enough to stay in cache: the walk is many cheap passes over them
+    chunk = max(16, _LINE_CHUNK_ELEMENTS // max(1, z0[0].numel()))
+    for s in range(0, z0.shape[0], chunk):
+        rows = slice(s, s + chunk)
+        best_margin[rows], best_t[rows] = _walk(rest, z0[rows], dz[rows], y_rows[rows], lo[rows], hi[rows], kink_tol)
+    return best_margin, best_t
+
+
+class _Call(nn.Module):
+    """`fn(model, *args)` as a module's forward, so `functional_call` can swap the model's tensors."""
+
+    def __init__(self, model, fn):
+        super().__init__()
+        self.model, self.fn = model, fn
+
+    def forward(self, *args):
+        return self.fn(self.model, *args)
+
+
+def _in_float64(model, fn, *args):
+    """fn(model, *args) with the model's floating parameters and buffers in float64 (the walk's
+    kink order needs it): one cast per tensor, and none when they are float64 already, instead
+    of a deep copy of the whole module on every call (once per training step in AT)."""
+    tensors = itertools.chain(model.named_parameters(), model.named_buffers())
+    swapped = {f"model.{name}": t.detach().double() for name, t in tensors if t.is_floating_point()}
+    return torch.func.functional_call(_Call(model, fn), swapped, args)
+
+
+def line_search(model, x, y, threat: Threat, box=None, check: bool = True) -> torch.Tensor:
     """Exact worst case of a piecewise-linear ReLU network over each segment of a 1-D threat set.
 
     Along a segment x + t·δ_j the network is linear in t between ReLU kinks, so
     the margin z_y − max_{j≠y} z_j (concave on each piece) is smallest at a kink
     or an endpoint.  Walking from kink to kink (`realdata.piecewise`) and
     evaluating the margin at each one finds the minimum with no sampling.
-    Returns, per point, the input of smallest margin over all segments.
+    Returns, per point, the input of smallest margin over all segments.  `check=False`: the
+    caller validated the inputs already.
     """
-    check_attack_input(model, x, y, threat, box)
+    if check:
+        check_attack_input(model, x, y, threat, box)
     directions = _segment_directions(threat, x)
     batch, k = x.shape[0], directions.shape[0]
-    # float64 keeps the order of nearby kinks of nearly parallel units
-    prefix, rest = split_affine_prefix(copy.deepcopy(model).double())
     x64 = x.detach().double().repeat_interleave(k, 0)  # row b·k + j: point b, segment j
     d64 = directions.to(device=x.device, dtype=torch.float64).repeat((batch,) + (1,) * (x.dim() - 1))
     y_rows = y.repeat_interleave(k)
     lo, hi = _segment_limits(x64, d64, float(threat.eps), box)
     kink_tol = _LINE_MIN_STEP * 2 * float(threat.eps)
-    best_margin, best_t = torch.empty_like(lo), torch.empty_like(lo)
     with torch.no_grad():
-        # the affine layers before the first ReLU map each segment to z0 + t·dz once and for all
-        z0, dz = forward_with_tangent(prefix, x64, d64, kink_tol, [])
-        # chunks of rows small enough to stay in cache: the walk is many cheap passes over them
-        chunk = max(16, _LINE_CHUNK_ELEMENTS // max(1, z0[0].numel()))
-        for s in range(0, z0.shape[0], chunk):
-            rows = slice(s, s + chunk)
-            best_margin[rows], best_t[rows] = _walk(rest, z0[rows], dz[rows], y_rows[rows], lo[rows], hi[rows], kink_tol)
+        best_margin, best_t = _in_float64(model, _walk_segments, x64, d64, y_rows, lo, hi, kink_tol)
     worst = best_margin.reshape(batch, k).argmin(1)
     rows = torch.arange(batch, device=x.device) * k + worst
     x_adv = (x64[rows] + _rows(best_t[rows], x64) * d64[rows]).to(x.dtype)

@@ -116,10 +116,10 @@ class Bounds:
 
         The loss is the mean cross-entropy of the logits −m (m the margin lower bounds),
         an upper bound on the worst-case cross-entropy over the threat set; the
-        certified error is the fraction of inputs whose margins do not all exceed 0."""
+        certified error (a 0-d tensor) is the fraction of inputs whose margins do not all exceed 0."""
         margins = self.margins(y)
         loss = F.cross_entropy(-margins, y.long())
-        return loss, (~certified(margins, y)).to(margins.dtype).mean().item()
+        return loss, (~certified(margins, y)).to(margins.dtype).mean()  # a tensor: no host sync per step
 
     @full_float32()
     def unstable(self) -> tuple[int, int]:

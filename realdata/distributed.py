@@ -11,6 +11,7 @@ which DDP's hooks rely on; one flat all-reduce per step costs the same.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
@@ -20,9 +21,15 @@ import torch.distributed as dist
 
 from realdata.errors import UserError
 
-# Rank 0 evaluates alone (AutoAttack on a full test set can take hours) while the others
-# wait at a barrier; the default 30-minute timeout would kill them.
-BARRIER_TIMEOUT = datetime.timedelta(hours=12)
+# The longest any process waits at a collective is one unit of work that another process does
+# alone or more slowly: one training step, one evaluation round (every process evaluates one
+# batch between two gathers), writing a checkpoint or record, or rank 0's CIFAR-10 download
+# and unpacking (170 MB).  30 minutes covers each with a wide margin and still ends a real hang
+# (a process that died without torchrun noticing) the same evening, not after 12 hours.
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
+
+#: the device types a run can choose; a run's records and checkpoints are per device type
+DEVICE_TYPES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,41 @@ class Context:
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()
 
+    def decide(self, choose):
+        """`choose()` run on rank 0 alone, its (picklable) answer given to every process: one
+        decision for all even when the processes see different files (no shared output folder)."""
+        if self.world_size == 1:
+            return choose()
+        box = [None]
+        if self.is_main:
+            try:
+                box = [(choose(), None)]
+            except UserError as err:  # the others stop with the same sentence instead of waiting
+                box = [(None, err)]
+        dist.broadcast_object_list(box, src=0)
+        value, err = box[0]
+        if err is not None:
+            raise err
+        return value
+
+    @contextlib.contextmanager
+    def main_first(self):
+        """Rank 0 runs the block first (e.g. downloads and unpacks a data set) while the others
+        wait; then the others run it (finding the files in place)."""
+        if not self.is_main:
+            self.barrier()
+        yield
+        if self.is_main:
+            self.barrier()
+
+    def gather(self, obj) -> list:
+        """Every process's `obj`, in rank order, on every process."""
+        if self.world_size == 1:
+            return [obj]
+        out = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
 
 def resolve_device(device: str | None) -> torch.device:
     if device in (None, "auto"):
@@ -56,6 +98,17 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
+def device_type(device) -> str:
+    """ "cpu" or "cuda" for a device name or object, without asking whether it is there
+    (None or "auto": the type `resolve_device` picks)."""
+    if device in (None, "auto"):
+        return resolve_device(device).type
+    kind = str(device).split(":")[0]
+    if kind not in DEVICE_TYPES:
+        raise UserError(f"unknown device {device!r}; choose cpu, cuda, cuda:N or auto.")
+    return kind
+
+
 def setup(device: str | None = None) -> Context:
     """Join the process group torchrun describes in the environment (if any) → Context."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -65,7 +118,7 @@ def setup(device: str | None = None) -> Context:
     owns = False
     if not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=BARRIER_TIMEOUT)
+        dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
         owns = True
     if dev.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -81,27 +134,38 @@ def shard(n: int, ctx: Context) -> slice:
     return slice(start, start + base + (1 if ctx.rank < extra else 0))
 
 
-def sum_gradients(parameters, ctx: Context) -> None:
-    """All-reduce (sum) the gradients of `parameters` in one flat buffer."""
-    if ctx.world_size == 1:
-        return
+def sum_gradients(parameters, ctx: Context, flag: torch.Tensor | None = None) -> torch.Tensor | None:
+    """All-reduce (sum) the gradients of `parameters` in one flat buffer; → `flag` summed too.
+
+    A parameter that has no gradient on any process keeps `.grad = None`, so the optimiser
+    leaves it alone (zeros would still move it through momentum, Adam's moments or weight
+    decay).  `flag` (a 0-d tensor, e.g. "this process's loss is not finite") travels in the
+    same buffer, so every process learns the sum without another collective or host sync.
+    """
     params = [p for p in parameters if p.requires_grad]
-    for p in params:
-        if p.grad is None:  # a share may leave a parameter untouched; its gradient is 0 there
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
-    dist.all_reduce(flat)
-    offset = 0
-    for p in params:
-        p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
-        offset += p.numel()
-
-
-def sum_scalars(values: list[float], ctx: Context) -> list[float]:
-    """Sum per-process statistics (loss totals, counts) across processes."""
     if ctx.world_size == 1:
-        return list(values)
-    t = torch.tensor(values, dtype=torch.float64, device=ctx.device)
-    dist.all_reduce(t)
-    return t.tolist()
+        return flag
+    like = next((p.grad for p in params if p.grad is not None), params[0])
+    has = torch.tensor([p.grad is not None for p in params], dtype=like.dtype, device=like.device)
+    extra = flag.reshape(1).to(like.dtype) if flag is not None else has[:0]
+    flat = torch.cat([p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params]
+                     + [has, extra])
+    dist.all_reduce(flat)
+    offset, anywhere = 0, flat[flat.numel() - len(params) - extra.numel():flat.numel() - extra.numel()]
+    for p, used in zip(params, anywhere.unbind()):
+        if p.grad is not None:
+            p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+        elif used:  # another process's share reached it (one host sync, only when shares differ)
+            p.grad = flat[offset:offset + p.numel()].view_as(p).clone()
+        offset += p.numel()
+    return flat[-1] if flag is not None else None
 
+
+def sum_scalars(values, ctx: Context) -> list[float]:
+    """Sum per-process statistics (loss totals, counts; a list or a device tensor) across
+    processes → Python floats (one host sync)."""
+    t = torch.as_tensor(values, dtype=torch.float64)
+    if ctx.world_size > 1:
+        t = t.to(ctx.device)
+        dist.all_reduce(t)
+    return t.tolist()

@@ -18,7 +18,9 @@ import torch
 from tqdm.auto import tqdm
 
 from realdata.attacks import ATTACKS, check_attack_input, check_box, run_attack
+from realdata.distributed import Context
 from realdata.errors import UserError
+from realdata.streams import generator
 from realdata.threats import Threat
 
 DEFAULT_BATCH_SIZE = 256
@@ -122,54 +124,83 @@ def _error(wrong: torch.Tensor) -> float:
     return wrong.double().mean().item()
 
 
+def _evaluate_batch(model, x, y, threat, attack, bound, signal, box, attack_options) -> dict:
+    """Every per-point result of one batch, as CPU tensors (what the processes gather)."""
+    ok, broken, cos = _attack_batch(model, x, y, threat, attack, signal, box, attack_options)
+    out = {"correct": ok.cpu(), "broken": broken.cpu(), "cosines": cos, "certified": None, "unstable": 0, "units": 0}
+    if bound is not None:
+        cert, out["unstable"], out["units"] = _certify(model, x, y, threat, bound)
+        out["certified"] = cert.cpu()
+    return out
+
+
+def _batch_options(attack_options: dict, attack_seed, start: int, device) -> dict:
+    """The attack's options for the batch that begins at point `start`: with `attack_seed`, a
+    random stream of its own, so a batch draws the same starts whichever process runs it."""
+    if attack_seed is None:
+        return attack_options
+    return {**attack_options, "generator": generator(attack_seed, f"evaluation-batch:{start}", device)}
+
+
 def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | None = "coap",
              num_classes: int | None = None, signal=None, box=None, batch_size: int = DEFAULT_BATCH_SIZE,
-             device=None, progress: bool = True, **attack_options) -> dict:
+             device=None, progress: bool = True, context: Context | None = None, attack_seed: int | None = None,
+             **attack_options) -> dict:
     """Evaluate `model` on (x, y) under `threat`; see docs/ARCHITECTURE.md for the keys returned.
 
     `signal(x, y)` gives the unit signal direction of each point (or is None);
     `bound=None` skips the certified error and unstable fraction.  The model is
     evaluated in eval mode on `device` (default: where its parameters are).
+
+    `context` (a `realdata.distributed.Context`, under torchrun): every process evaluates one
+    batch per round and the per-point results are gathered after each round, so every process
+    returns the whole result and no process waits longer than one batch.  `attack_seed` gives
+    each batch its own random stream (for attacks that take a generator), so the numbers do
+    not depend on the number of processes.
     """
+    ctx = context or Context()
     y = torch.as_tensor(y)
     if y.dim() != 1 or y.shape[0] != x.shape[0]:
         raise UserError(f"expected one label per input: {x.shape[0]} inputs but labels of shape {tuple(y.shape)}.")
     device = torch.device(device) if device is not None else _model_device(model)
     # evaluate a copy so the caller's model keeps its device and train/eval mode
     model = copy.deepcopy(model).to(device).eval()
+    threat = threat.to(device)
     outputs = _check_inputs(model, x, y, threat, attack, bound, num_classes, batch_size, box)
     num_classes = outputs if num_classes is None else num_classes
 
-    correct, robust, certified, cosines = [], [], [], []
-    unstable = units = 0
-    starts = range(0, x.shape[0], batch_size)
-    for start in tqdm(starts, desc=f"evaluate {attack}", disable=not progress, leave=False):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-        ok, broken, cos = _attack_batch(model, xb, yb, threat, attack, signal, box, attack_options)
-        correct.append(ok.cpu())
-        robust.append((ok & ~broken).cpu())
-        if cos is not None:
-            cosines.append(cos)
-        if bound is not None:
-            cert, n_unstable, n_units = _certify(model, xb, yb, threat, bound)
-            unsound = cert & (broken | ~ok)  # x itself lies in the set, so a certified point is correct too
-            if bool(unsound.any()):
-                raise RuntimeError(f"{int(unsound.sum())} points certified by the {bound!r} bound were misclassified or "
-                                   f"broken by attack {attack!r}; the bound or the attack is unsound.")
-            certified.append(cert.cpu())
-            unstable, units = unstable + n_unstable, units + n_units
+    parts = []
+    rounds = range(0, x.shape[0], batch_size * ctx.world_size)
+    for first in tqdm(rounds, desc=f"evaluate {attack}", disable=not progress, leave=False):
+        start = first + ctx.rank * batch_size
+        mine = None
+        if start < x.shape[0]:
+            xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+            mine = _evaluate_batch(model, xb, yb, threat, attack, bound, signal, box,
+                                   _batch_options(attack_options, attack_seed, start, device))
+        parts += [part for part in ctx.gather(mine) if part is not None]  # rank order = point order
 
-    correct, robust, y = torch.cat(correct), torch.cat(robust), y.cpu()
+    correct, broken = torch.cat([p["correct"] for p in parts]), torch.cat([p["broken"] for p in parts])
+    robust, y = correct & ~broken, y.cpu()
+    certified = torch.cat([p["certified"] for p in parts]) if bound is not None else None
+    if bound is not None:
+        # checked on the gathered results, so every process stops alike
+        unsound = certified & (broken | ~correct)  # x itself lies in the set, so a certified point is correct too
+        if bool(unsound.any()):
+            raise RuntimeError(f"{int(unsound.sum())} points certified by the {bound!r} bound were misclassified or "
+                               f"broken by attack {attack!r}; the bound or the attack is unsound.")
+    unstable, units = sum(p["unstable"] for p in parts), sum(p["units"] for p in parts)
     standard_error, robust_error = _error(~correct), _error(~robust)
     per_class_standard = _per_class(~correct, y, num_classes)
     per_class_robust = _per_class(~robust, y, num_classes)
+    cosines = [p["cosines"] for p in parts if p["cosines"] is not None]
     all_cosines = torch.cat(cosines) if cosines else torch.empty(0)
     return {
         "n": int(x.shape[0]),
         "standard_error": standard_error,
         "robust_error": robust_error,
         "attack": attack,
-        "certified_error": _error(~torch.cat(certified)) if bound is not None else None,
+        "certified_error": _error(~certified) if bound is not None else None,
         "bound": bound,
         "per_class_standard_error": per_class_standard,
         "per_class_robust_error": per_class_robust,

@@ -146,6 +146,7 @@ class LossOptions:
     box: tuple | None = None
     generator: torch.Generator | None = None
     chunk_size: int | None = None
+    checked: bool = False             # the inputs were validated already (training: once per run)
 
 
 @dataclass(frozen=True)
@@ -183,10 +184,12 @@ def _attacking(model: nn.Module):
 
 def adversarial_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Threat, *,
                        attack: str = "apgd", steps: int = 10, restarts: int = 1, box=None,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+                       generator: torch.Generator | None = None, checked: bool = False) -> torch.Tensor:
     """The training attack of AT: Auto-PGD on the cross-entropy (the paper's), PGD-k, or the exact
     worst case along each segment of a one-dimensional threat (`line-search`; the 2022 paper's AT on
-    the linear distribution, and stronger than Auto-PGD on `Directions`)."""
+    the linear distribution, and stronger than Auto-PGD on `Directions`).  `checked`: the caller has
+    validated the inputs (`attacks.check_attack_input`) already, so the attack skips its check and
+    its host syncs (training checks its data once per run)."""
     from realdata import attacks
 
     if threat.eps == 0:
@@ -196,18 +199,18 @@ def adversarial_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threa
     with _attacking(model):
         if attack == "apgd":
             x_adv = attacks.apgd(model, x, y, threat, steps=steps, restarts=restarts, loss="ce", box=box,
-                                 generator=generator)
+                                 generator=generator, check=not checked)
         elif attack == "pgd":
             x_adv = attacks.pgd(model, x, y, threat, steps=steps, restarts=restarts, box=box, loss="ce",
-                                generator=generator)
+                                generator=generator, check=not checked)
         else:
-            x_adv = attacks.line_search(model, x, y, threat, box=box)
+            x_adv = attacks.line_search(model, x, y, threat, box=box, check=not checked)
     return x_adv.detach()
 
 
 def _attack(model, x, y, threat: Threat, o: LossOptions) -> torch.Tensor:
     return adversarial_inputs(model, x, y, threat, attack=o.attack, steps=o.attack_steps,
-                              restarts=o.attack_restarts, box=o.box, generator=o.generator)
+                              restarts=o.attack_restarts, box=o.box, generator=o.generator, checked=o.checked)
 
 
 def _margin_bounds(model, x, y, threat: Threat, method: str, o: LossOptions, **extra) -> torch.Tensor:
@@ -224,10 +227,10 @@ def margin_loss(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(-margins, y)
 
 
-def margin_error(margins: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of rows whose margins (other than the label's) are not all positive."""
+def margin_error(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Fraction of rows whose margins (other than the label's) are not all positive (a 0-d tensor)."""
     others = margins.scatter(1, y.unsqueeze(1), float("inf"))
-    return (others <= 0).any(1).double().mean().item()
+    return (others <= 0).any(1).double().mean().detach()
 
 
 def logit_margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -235,8 +238,8 @@ def logit_margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return logits.gather(1, y.unsqueeze(1)) - logits
 
 
-def _error(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return (logits.argmax(1) != y).float().mean().item()
+def _error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(1) != y).float().mean().detach()
 
 
 # --------------------------------------------------------------------------- the losses
@@ -428,7 +431,8 @@ def training_loss(method: str, model: nn.Module, x: torch.Tensor, y: torch.Tenso
     """The objective `method` minimises on one batch → (loss, error); `options` are `LossOptions` fields.
 
     `loss` is a scalar mean over the batch, differentiable in the model's parameters.
-    `error` is the fraction of the batch the objective counts as wrong: clean errors (st),
+    `error` (a 0-d tensor on the data's device, read when the caller chooses: no host sync
+    per step) is the fraction of the batch the objective counts as wrong: clean errors (st),
     errors at the attacked inputs (at, mtl-ibp), or inputs whose bound does not certify the
     label (coap, crown-ibp, ibp, crown, fast-ibp; sabr: over its small region; cc-ibp: on the
     combined margins).  `threat` carries the current (possibly ramped) budget.

@@ -13,7 +13,8 @@ Schema (version 1)::
       "name": "<short run name>",
       "config": {...},            # the run's frozen configuration (dataclasses.asdict);
                                   # train/spheres/linear configs carry dataset, method, norm, eps, seed
-      "config_hash": "<10 hex>",
+      "config_hash": "<10 hex>",  # of config and, for runs that choose one, device_type
+      "device_type": "cpu" | "cuda",  # train records (absent where the run has no device choice)
       "seed": int,
       "versions": {"python", "torch", "numpy", "toolkit", "git"},
       "metrics": {...},           # realdata.evaluate's record: standard_error, robust_error, ...
@@ -56,14 +57,17 @@ def _jsonable(obj):
     return obj
 
 
-def config_hash(config) -> str:
-    """A short, stable hash of a configuration (dataclass or dict)."""
-    text = json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"))
+def config_hash(config, device_type: str | None = None) -> str:
+    """A short, stable hash of a configuration (dataclass or dict) and, when given, the device
+    type it runs on ("cpu", "cuda"): the same configuration gives different numbers on a CPU
+    and a GPU, so their records and checkpoints must not stand in for each other."""
+    payload = _jsonable(config) if device_type is None else {"config": _jsonable(config), "device_type": device_type}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def record_path(out_dir, name: str, config) -> Path:
-    return Path(out_dir) / f"{name}-{config_hash(config)}.json"
+def record_path(out_dir, name: str, config, device_type: str | None = None) -> Path:
+    return Path(out_dir) / f"{name}-{config_hash(config, device_type)}.json"
 
 
 def _git_commit() -> str | None:
@@ -88,14 +92,17 @@ def versions() -> dict:
 
 
 def make_record(kind: str, name: str, config, seed: int, metrics: dict, history=None,
-                wall_time_s: float | None = None, **extra) -> dict:
+                wall_time_s: float | None = None, device_type: str | None = None, **extra) -> dict:
+    """`device_type` (runs that choose a device) enters the hash and the record."""
     record = {
         "schema": SCHEMA, "kind": kind, "name": name, "config": _jsonable(config),
-        "config_hash": config_hash(config), "seed": int(seed), "versions": versions(),
+        "config_hash": config_hash(config, device_type), "seed": int(seed), "versions": versions(),
         "metrics": _jsonable(metrics), "history": _jsonable(history or []),
         "wall_time_s": wall_time_s,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if device_type is not None:
+        record["device_type"] = device_type
     record.update(_jsonable(extra))
     return record
 

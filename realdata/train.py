@@ -25,7 +25,7 @@ import math
 import os
 import sys
 import time
-import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -35,7 +35,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from realdata import distributed
-from realdata.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from realdata.attacks import check_attack_input
+from realdata.checkpoint import load_checkpoint, other_device_message, restore_rng, rng_state, save_checkpoint
 from realdata.cli import Parser, add_config_arguments, add_run_arguments, config_overrides, recipe_epilog
 from realdata.data import DATASETS, augment_batch, load_dataset
 from realdata.errors import UserError, run_main
@@ -44,6 +45,7 @@ from realdata.methods import CERTIFIED_METHODS, INITS, TRAIN_METHODS, training_l
 from realdata.models import build_model
 from realdata.recipes import INFERRED, TrainConfig, make_config
 from realdata.results import config_hash, existing_record, make_record, record_path, write_json_atomic
+from realdata.streams import generator, stream_seed
 from realdata.threats import Threat, basis_direction, make_threat, random_directions
 
 #: callback(epoch, model, entry) -> dict | None, called after every epoch on every process;
@@ -88,18 +90,19 @@ def build_optimizer(config: TrainConfig, model: nn.Module):
     return opt, sched
 
 
-def stream_seed(seed: int, stream: str) -> int:
-    """A seed per purpose, so no two random streams of any run (or of two runs with different
-    seeds) start from the same state; build_model draws the initialisation from `seed` itself."""
-    return zlib.crc32(f"{int(seed)}:{stream}".encode())
-
-
 def _generators(config: TrainConfig, device: torch.device) -> dict[str, torch.Generator]:
-    """`data` (CPU) orders the batches; `device` drives augmentation, the attack's random
-    starts and the bounds' random projections where the tensors live."""
-    data = torch.Generator().manual_seed(stream_seed(config.seed, "batches"))
-    dev = torch.Generator(device=device).manual_seed(stream_seed(config.seed, "train-noise"))
-    return {"data": data, "device": dev}
+    """The streams whose state a checkpoint carries: `data` (CPU) orders the batches and
+    `augment` (on the device) crops and flips them, identically on every process."""
+    return {"data": generator(config.seed, "batches"), "augment": generator(config.seed, "augment", device)}
+
+
+def noise_stream(config: TrainConfig, epoch: int, ctx: distributed.Context) -> torch.Generator:
+    """Attacks' random starts and the bounds' random projections: one stream per process and
+    epoch (each process draws for its own share, so a shared stream would drift apart between
+    processes), reseeded from (seed, rank, epoch) so a resume or another process count needs
+    no per-process state.  One process draws the stream the single-process run draws."""
+    name = "train-noise" if ctx.world_size == 1 else f"train-noise:rank{ctx.rank}"
+    return generator(config.seed, f"{name}:epoch{epoch}", ctx.device)
 
 
 def clean_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1024) -> float:
@@ -133,16 +136,6 @@ def _plain(value):
 
 # --------------------------------------------------------------------------- the training loop
 
-def _stop_all(monitor: DivergenceMonitor, ctx: distributed.Context) -> bool:
-    """Did any process see a non-finite loss?  All processes must agree before the gradient
-    all-reduce, or the healthy ones would wait there for ever."""
-    if ctx.world_size > 1:
-        seen = distributed.sum_scalars([float(monitor.reason is not None)], ctx)[0]
-        if seen and monitor.reason is None:
-            monitor.reason = "non-finite loss on another process"
-    return monitor.reason is not None
-
-
 def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None = None,
         callback: Callback | None = None, checkpoint=None, device=None, progress: bool = True,
         stop_after: int | None = None, context: distributed.Context | None = None) -> FitResult:
@@ -160,17 +153,19 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
     ctx = context or distributed.setup(device if device is not None else str(next(model.parameters()).device))
     dev = ctx.device
     model.to(dev)
-    threat = threat if threat is not None else build_threat(config, dataset)
+    threat = (threat if threat is not None else build_threat(config, dataset)).to(dev)
     x_train, y_train = dataset.x_train.to(dev), dataset.y_train.to(dev)
     if len(y_train) == 0:
         raise UserError("the training set is empty; check train_size.")
+    check_attack_input(model, x_train, y_train, threat, dataset.box)  # once per run, not per attack
     opt, sched = build_optimizer(config, model)
     gens = _generators(config, dev)
     schedule = config.schedule
     history, start, spent, resumed = [], 0, 0.0, None
-    hash_ = config_hash(config)
+    hash_ = config_hash(config, dev.type)
 
-    state = load_checkpoint(checkpoint, hash_) if checkpoint is not None else None
+    # rank 0 reads the checkpoint and hands it to all: without a shared folder the others may see none
+    state = ctx.decide(lambda: load_checkpoint(checkpoint, hash_, dev.type)) if checkpoint is not None else None
     if state is None and INITS[config.init] is not None:
         # a fresh run starts from the method's initialisation (a resumed one loads its weights)
         INITS[config.init](model, torch.Generator(device=dev).manual_seed(stream_seed(config.seed, "init")))
@@ -181,7 +176,7 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
         except (RuntimeError, ValueError, KeyError) as err:
             raise UserError(f"the checkpoint {checkpoint} does not fit this model ({err}); delete it to start over.") from None
         sched.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"], gens)
+        restore_rng(state["rng"], gens, dev, checkpoint)
         history, start, spent, resumed = list(state["history"]), int(state["epoch"]), float(state["train_time_s"]), int(state["epoch"])
 
     n, bs = len(y_train), config.batch_size
@@ -197,38 +192,48 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
         model.train()
         order = torch.randperm(n, generator=gens["data"]).to(dev)
         lr = opt.param_groups[0]["lr"]
-        totals = [0.0, 0.0, 0.0]  # loss·count, error·count, count
+        noise = noise_stream(config, epoch, ctx)
+        # per-epoch sums on the device (loss·count, error·count): read once, at the epoch's end
+        totals, count = torch.zeros(2, dtype=torch.float64, device=dev), 0
         for i in range(batches):
             idx = order[i * bs:(i + 1) * bs]
             x, y = x_train[idx], y_train[idx]
             if use_augment:
-                x = augment_batch(x, gens["device"])  # whole batch on every process: shares stay consistent
+                x = augment_batch(x, gens["augment"])  # whole batch on every process: shares stay consistent
             part = distributed.shard(len(y), ctx)
             xs, ys = x[part], y[part]
             step = schedule.at(epoch + i / batches, threat.eps)
             opt.zero_grad(set_to_none=True)
+            loss = torch.zeros((), device=dev)
             if len(ys):
                 loss, err = training_loss(config.method, model, xs, ys, threat.with_eps(step.eps), beta=step.beta,
                                           kappa=step.kappa, full_eps=threat.eps, box=dataset.box,
-                                          generator=gens["device"], **method_options(config))
-                monitor.batch_loss(loss.item(), epoch + 1)
-            if _stop_all(monitor, ctx):
-                break  # before the step: the weights stay those of the last finite loss
-            if len(ys):
+                                          generator=noise, checked=True, **method_options(config))
                 opt.zero_grad(set_to_none=True)  # an attack may have left gradients behind
-                # weight by the share's fraction so summed gradients are the whole batch's mean
+                # weight by the share's fraction so summed gradients are the whole batch's mean;
+                # a non-finite loss's gradients are never applied (checked below, before the step)
                 (loss * (len(ys) / len(y))).backward()
-                totals = [totals[0] + loss.item() * len(ys), totals[1] + err * len(ys), totals[2] + len(ys)]
-            distributed.sum_gradients(params, ctx)
+                totals += torch.stack([loss.detach().double(), err.double()]) * len(ys)
+                count += len(ys)
+            # "any process's loss not finite" rides in the gradient all-reduce
+            bad = distributed.sum_gradients(params, ctx, (~torch.isfinite(loss.detach())).to(loss.dtype))
+            # the step's one host sync: this process's loss (progress bar, divergence) and the flag
+            loss_value, bad_anywhere = torch.stack([loss.detach(), bad.to(loss.dtype)]).tolist()
+            if len(ys):
+                monitor.batch_loss(loss_value, epoch + 1)
+            if monitor.reason is None and bad_anywhere:
+                monitor.reason = f"non-finite loss on another process in epoch {epoch + 1}"
+            if monitor.reason:
+                break  # before the step: the weights stay those of the last finite loss
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             opt.step()
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}" if len(ys) else "-", eps=f"{step.eps:.3g}")
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}" if len(ys) else "-", eps=f"{step.eps:.3g}")
         if monitor.reason:
             break
         sched.step()
-        loss_sum, err_sum, count = distributed.sum_scalars(totals, ctx)
+        loss_sum, err_sum, count = distributed.sum_scalars(torch.cat([totals, totals.new_tensor([count])]), ctx)
         entry = {"epoch": epoch + 1, "loss": loss_sum / count, "train_error": err_sum / count, "eps": step.eps,
                  "lr": lr, "time_s": spent + time.perf_counter() - began}
         if config.method in CERTIFIED_METHODS:
@@ -242,9 +247,9 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
         monitor.epoch(entry)
         if checkpoint is not None and ctx.is_main:
             save_checkpoint(checkpoint, {
-                "config_hash": hash_, "epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "rng": rng_state(gens), "history": history,
-                "train_time_s": spent + time.perf_counter() - began})
+                "config_hash": hash_, "device_type": dev.type, "epoch": epoch + 1, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(gens, dev),
+                "history": history, "train_time_s": spent + time.perf_counter() - began})
         ctx.barrier()
         if monitor.reason:
             break
@@ -258,22 +263,25 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
 
 # --------------------------------------------------------------------------- a whole run
 
-def evaluate_model(config: TrainConfig, dataset, model: nn.Module, threat: Threat, device, progress: bool = True) -> dict:
-    """realdata.evaluate on the test set with the configuration's attack and bound."""
+def evaluate_model(config: TrainConfig, dataset, model: nn.Module, threat: Threat, device, progress: bool = True,
+                   context: distributed.Context | None = None) -> dict:
+    """realdata.evaluate on the test set with the configuration's attack and bound; under
+    torchrun every process evaluates its share of each round and all get the whole result."""
     from realdata.evaluate import evaluate
 
     options = {}
     if config.eval_attack in ("apgd", "apgd-ce", "pgd"):
-        # a stream of its own: the evaluation's random starts do not depend on how training went
-        generator = torch.Generator(device=device).manual_seed(stream_seed(config.seed, "evaluation"))
-        options = {"steps": config.eval_steps, "restarts": config.eval_restarts, "generator": generator}
+        # streams of their own (one per batch, see evaluate): the evaluation's random starts
+        # depend neither on how training went nor on the number of processes
+        options = {"steps": config.eval_steps, "restarts": config.eval_restarts,
+                   "attack_seed": stream_seed(config.seed, "evaluation")}
     elif config.eval_attack == "aa+":
         options = {"seed": config.seed}
     model.eval()
     return evaluate(model, dataset.x_test, dataset.y_test, threat, attack=config.eval_attack,
                     bound=None if config.eval_bound == "none" else config.eval_bound,
                     num_classes=dataset.num_classes, signal=dataset.signal if dataset.signal_fn else None,
-                    box=dataset.box, device=device, progress=progress, **options)
+                    box=dataset.box, device=device, progress=progress, context=context, **options)
 
 
 def diverged_metrics(config: TrainConfig, model: nn.Module, dataset, device) -> dict:
@@ -285,10 +293,34 @@ def diverged_metrics(config: TrainConfig, model: nn.Module, dataset, device) -> 
             "bound": None if config.eval_bound == "none" else config.eval_bound}
 
 
-def paths(config: TrainConfig, out) -> tuple[Path, Path]:
-    """(record, checkpoint) paths of a run."""
-    record = record_path(out, config.name, config)
+def paths(config: TrainConfig, out, device=None) -> tuple[Path, Path]:
+    """(record, checkpoint) paths of a run on `device` (default: a GPU if there is one); the
+    device type is part of the hash, so CPU and GPU runs never share a record or checkpoint."""
+    record = record_path(out, config.name, config, distributed.device_type(device))
     return record, record.with_suffix(".ckpt")
+
+
+def _decide_start(config: TrainConfig, out, device_type: str, force: bool) -> dict | None:
+    """Rank 0's view of a run: its finished record (skip), else None (resume or start; fit
+    reads the checkpoint).  A checkpoint of this run left by another device type stops it
+    with one sentence instead of being ignored."""
+    record_file, _ = paths(config, out, device_type)
+    done = None if force else existing_record(record_file)
+    if done is None:
+        for other in distributed.DEVICE_TYPES:
+            ckpt = paths(config, out, other)[1]
+            if other != device_type and ckpt.exists():
+                raise UserError(other_device_message(ckpt, other, device_type))
+    return done
+
+
+def load_run_data(config: TrainConfig, data_dir, ctx: distributed.Context):
+    """The run's dataset; with a download asked for, rank 0 fetches, checks and unpacks it
+    while the others wait, then they read the files it left."""
+    download = bool(config.data_params.get("download"))
+    with ctx.main_first() if download else nullcontext():
+        return load_dataset(config.dataset, data_dir=data_dir, train_size=config.train_size,
+                            test_size=config.test_size, seed=config.seed, **config.data_params)
 
 
 def train(config: TrainConfig, *, out="results", data_dir=None, device=None, force: bool = False,
@@ -299,15 +331,14 @@ def train(config: TrainConfig, *, out="results", data_dir=None, device=None, for
     when `stop_after` ended the call before the last epoch (the checkpoint is kept: the
     same call resumes) and on every torchrun process but the first.
     """
-    record_file, ckpt_file = paths(config, out)
     ctx = distributed.setup(device)
+    record_file, ckpt_file = paths(config, out, ctx.device)
     try:
-        # every process reads the record itself, so a corrupt one stops them all alike
-        done = None if force else existing_record(record_file)
+        # rank 0 decides skip / resume / start for all (a corrupt record stops them all alike)
+        done = ctx.decide(lambda: _decide_start(config, out, ctx.device.type, force))
         if done is not None:
             return done if ctx.is_main else None
-        dataset = load_dataset(config.dataset, data_dir=data_dir, train_size=config.train_size,
-                               test_size=config.test_size, seed=config.seed, **config.data_params)
+        dataset = load_run_data(config, data_dir, ctx)
         arch_params = {k: v for k, v in (("width", config.width), ("depth", config.depth)) if v is not None}
         if config.arch == "mlp" and config.width is not None:
             arch_params["width"] = int(config.width)  # hidden units; a factor for the CNNs
@@ -316,18 +347,20 @@ def train(config: TrainConfig, *, out="results", data_dir=None, device=None, for
         torch.manual_seed(config.seed)  # global RNG (random projections of the bounds) from the seed too
         result = fit(config, dataset, model, threat=threat, callback=callback, checkpoint=ckpt_file,
                      progress=progress, stop_after=stop_after, context=ctx)
-        if not result.completed or not ctx.is_main:
-            ctx.barrier()
+        if not result.completed:
             return None
         eval_began = time.perf_counter()
-        if result.divergence is None:
-            metrics = evaluate_model(config, dataset, result.model, threat, ctx.device, progress)
+        if result.divergence is None:  # every process evaluates its share; all get the whole result
+            metrics = evaluate_model(config, dataset, result.model, threat, ctx.device, progress and ctx.is_main, ctx)
         else:
             metrics = diverged_metrics(config, result.model, dataset, ctx.device)
+        if not ctx.is_main:
+            ctx.barrier()  # until rank 0 has written the record
+            return None
         metrics["train_error"] = clean_error(result.model, dataset.x_train.to(ctx.device), dataset.y_train.to(ctx.device))
         eval_time = time.perf_counter() - eval_began
         record = make_record(
-            "train", config.name, config, config.seed, metrics, result.history,
+            "train", config.name, config, config.seed, metrics, result.history, device_type=ctx.device.type,
             diverged=result.divergence is not None, divergence=result.divergence, num_classes=dataset.num_classes,
             wall_time_s=result.train_time_s + eval_time, train_time_s=result.train_time_s, eval_time_s=eval_time,
             world_size=ctx.world_size, device=str(ctx.device), resumed_from=result.resumed_from,
@@ -387,7 +420,7 @@ def main(argv=None) -> int:
         return 0
     if args.stop_after is not None and args.stop_after < 1:
         raise UserError(f"--stop-after must be a positive number of epochs, got {args.stop_after}.")
-    record_file, _ = paths(config, args.out)
+    record_file, _ = paths(config, args.out, args.device)
     existed = record_file.exists() and not args.force
     record = train(config, out=args.out, data_dir=args.data_dir, device=args.device, force=args.force,
                    progress=not args.quiet, stop_after=args.stop_after)

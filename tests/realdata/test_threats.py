@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
+from torch.overrides import TorchFunctionMode
 
 from realdata.errors import UserError
 from realdata.threats import L2, Directions, Linf, basis_direction, make_threat, random_directions
@@ -105,3 +106,39 @@ def test_directions_shape_check_names_both_shapes():
     t = Directions(0.5, random_directions(2, (4,), seed=0))
     with pytest.raises(UserError, match=r"\(4,\).*\(5,\)"):
         t.check_input(torch.zeros(3, 5))
+
+
+# -- any device: the meta device stands in for a GPU (shapes and devices, no values) ----------
+class _Copies(TorchFunctionMode):
+    """Counts Tensor.to calls that copied (returned another tensor)."""
+
+    def __init__(self):
+        super().__init__()
+        self.copies = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func is torch.Tensor.to and out is not args[0]:
+            self.copies += 1
+        return out
+
+
+def _exercise(threat, x):
+    for out in (threat.project(x), threat.ascent(x), threat.sample(x.shape, device=x.device)):
+        assert out.shape == x.shape and out.device == x.device
+    assert threat.radius(x).shape == threat.support(x).shape == threat.contains(x).shape == (x.shape[0],)
+
+
+def test_directions_live_on_the_data_device():
+    cpu = Directions(0.5, random_directions(3, (2, 4, 4), seed=0))
+    meta = cpu.to("meta")  # built where the data live (a CUDA GPU in real use); meta until now raised on torch.eye
+    assert meta.directions.is_meta and cpu.directions.device.type == "cpu" and cpu.to("cpu") is cpu
+    x = torch.empty(5, 2, 4, 4, device="meta")
+    with _Copies() as moved:
+        _exercise(meta, x)
+    assert moved.copies == 0
+    with _Copies() as moved:  # the directions left on the CPU are copied on every call
+        _exercise(cpu, x)
+    assert moved.copies >= 6
+    assert Directions(0.5, torch.empty(3, 2, 4, 4, device="meta")).k == 3
+    assert L2(0.5).to("meta") == L2(0.5)
