@@ -18,18 +18,8 @@ import time
 import numpy as np
 
 from theory.errors import Parser, finite, require, run_cli
+from theory.setting import add_setting_arguments, setting, validate_setting
 
-# Defaults: the paper gives no numeric values of γ, σ, a, b, θ₁, η (PAPER.md §2); these are the
-# worked example's, so the single-point default reproduces it.
-DEFAULTS = {"gamma": 1.0, "sigma": 1.0, "a": 1.0, "b": -0.5, "theta1": 1.0, "eta": 1.0}
-SETTING_HELP = {
-    "gamma": "signal strength, x₁ = γy; γ > 0",
-    "sigma": "noise std of x_{2:d}; σ > 0 (not stated in the sources)",
-    "a": "output weight; a > 0",
-    "b": "output bias; b < 0",
-    "theta1": "θ₁ at initialisation; θ₁ > 0",
-    "eta": "GD step size; η > 0",
-}
 GRID_EPS_STEPS = 19                   # ε/γ = 1/20, …, 19/20
 GRID_RATIO = (0.1, 1000.0, 29)        # r log-spaced, 7 points per decade
 
@@ -47,11 +37,8 @@ def build_parser():
     point = p.add_argument_group("single point (give both)")
     point.add_argument("--eps", type=float, help="perturbation budget ε > 0 along e₁")
     point.add_argument("--ratio", type=float, help="r = ‖θ_{2:d}‖/θ₁ > 0 at initialisation (≈ √d for θ ~ N(0, I))")
-    model = p.add_argument_group(
-        "setting (grid and single point); the sources give no values, so every default is INFERRED "
-        "(PAPER.md's worked example)")
-    for name, text in SETTING_HELP.items():
-        model.add_argument(f"--{name}", type=float, default=DEFAULTS[name], help=f"{text} (default: %(default)s, INFERRED)")
+    add_setting_arguments(p, "setting (grid and single point); the sources give no values, so every default is "
+                             "INFERRED (PAPER.md's worked example)")
     grid = p.add_argument_group("grid")
     grid.add_argument("--eps-steps", type=int, default=GRID_EPS_STEPS,
                       help="ε/γ = k/(N+1), k = 1..N (default: %(default)s)")
@@ -75,7 +62,8 @@ def relaxations(args):
 
 
 def validate(args):
-    for name in ("gamma", "sigma", "a", "b", "theta1", "eta", "ratio_min", "ratio_max"):
+    validate_setting(args)
+    for name in ("ratio_min", "ratio_max"):
         finite(name.replace("_", "-"), getattr(args, name))
     require((args.eps is None) == (args.ratio is None),
             "give --eps and --ratio together for a single point, or neither for the grid.")
@@ -84,18 +72,8 @@ def validate(args):
         finite("ratio", args.ratio)
         require(args.eps > 0, f"--eps must be positive (the budget along e₁), got {args.eps}.")
         require(args.ratio > 0, f"--ratio must be positive (r = ‖θ_2:d‖/θ₁), got {args.ratio}.")
-    require(args.gamma > 0, f"--gamma must be positive (the signal strength), got {args.gamma}.")
-    require(args.sigma > 0, f"--sigma must be positive (the noise std), got {args.sigma}.")
-    require(args.a > 0, f"--a must be positive, as the theorem assumes, got {args.a}.")
-    require(args.b < 0, f"--b must be negative, as the theorem assumes, got {args.b}.")
-    require(args.theta1 > 0, f"--theta1 must be positive at initialisation, as the theorem assumes, got {args.theta1}.")
-    require(args.eta > 0, f"--eta must be a positive step size, got {args.eta}.")
     require(args.eps_steps >= 1 and args.ratio_steps >= 1, "--eps-steps and --ratio-steps must be at least 1.")
     require(0 < args.ratio_min <= args.ratio_max, "--ratio-min must be positive and at most --ratio-max.")
-
-
-def _setting(args):
-    return {k: getattr(args, k) for k in DEFAULTS}
 
 
 def _gap_key(name):
@@ -105,8 +83,8 @@ def _gap_key(name):
 
 def single_point(args):
     from theory.population import one_steps
-    steps = one_steps(args.eps, args.ratio, **_setting(args), relaxations=relaxations(args))
-    record = {"eps": args.eps, "ratio": args.ratio, **_setting(args)}
+    steps = one_steps(args.eps, args.ratio, **setting(args), relaxations=relaxations(args))
+    record = {"eps": args.eps, "ratio": args.ratio, **setting(args)}
     for name, step in steps.items():
         record.update(step.as_dict())
         record[_gap_key(name)] = record[f"risk_gap_{name}"]
@@ -214,7 +192,7 @@ def full_run(args):
     checks = run_checks()
     eps_ratios = np.arange(1, args.eps_steps + 1) / (args.eps_steps + 1)
     ratios = np.geomspace(args.ratio_min, args.ratio_max, args.ratio_steps)
-    grids = risk_gap_grids(eps_ratios, ratios, **_setting(args), relaxations=relaxations(args))
+    grids = risk_gap_grids(eps_ratios, ratios, **setting(args), relaxations=relaxations(args))
     found = {name: comparison(grid) for name, grid in grids.items()}
     grid = grids.get("coap")
     counts = grid.counts() if grid else {}

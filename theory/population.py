@@ -24,7 +24,7 @@ from theory import derivation
 from theory.lemma import in_theorem_region, log_root, threshold_ratio
 
 __all__ = [
-    "QUAD_EPSREL", "Gradients", "OneStep", "RiskGapGrid", "expected_gradients", "expected_gradients_by_relaxation",
+    "QUAD_EPSREL", "Gradients", "OneStep", "RiskGapGrid", "expected_gradient", "expected_gradients", "expected_gradients_by_relaxation",
     "robust_risk", "risk_increment", "risk_difference", "one_step", "one_steps", "risk_gap_grid", "risk_gap_grids",
     "critical_ratio", "threshold_ratio",
     "in_theorem_region",
@@ -159,6 +159,16 @@ def expected_gradients_by_relaxation(theta1, s, eps, gamma=1.0, a=1.0, b=-0.5, r
     values = _vectorised(lambda *args: _expected_scalar(*args, relaxations), 1 + 2 * len(relaxations),
                          theta1, s, eps, gamma, a, b)
     return {r: Gradients(values[0], values[1 + 2 * k], values[2 + 2 * k], r) for k, r in enumerate(relaxations)}
+
+
+def expected_gradient(objective, theta1, s, eps, gamma=1.0, a=1.0, b=-0.5):
+    """E[∂L/∂θ₁] of one objective ("at" or a relaxation) at a scalar point: only its own integrals."""
+    if objective not in derivation.OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(derivation.OBJECTIVES)}, got {objective!r}.")
+    _require_setting(theta1=theta1, s=s, eps=eps, gamma=gamma, a=a, b=b)
+    grads = derivation.derive().margin_grads
+    return sum(_piece_integral(objective, y, cell, theta1, s, eps, gamma, a, b)
+               for y in derivation.LABELS for cell in derivation.CELLS if grads[(objective, y, cell)] != 0)
 
 
 def expected_gradients(theta1, s, eps, gamma=1.0, a=1.0, b=-0.5, relaxation="coap"):
