@@ -19,6 +19,7 @@ import numpy as np
 
 from figures.style import eps_formatter, method_sort_key, method_style, norm_label
 from realdata.errors import UserError, parse_eps
+from realdata.health import health_warning as runs_warning
 from realdata.health import record_health
 from realdata.results import load_records
 
@@ -154,13 +155,8 @@ def run_label(record) -> str:
 
 
 def health_warning(records) -> str | None:
-    """One line naming every collapsed or diverged run, or None when there is none."""
-    flagged = [(run_label(r), record_health(r)) for r in records if record_health(r)]
-    if not flagged:
-        return None
-    runs = "; ".join(f"{label} ({state})" for label, state in sorted(flagged))
-    return (f"{len(flagged)} run{'s' if len(flagged) > 1 else ''} collapsed or diverged, drawn hollow and left out "
-            f"of every mean and summary line: {runs}.")
+    """`realdata.health.health_warning` with the figures' run labels."""
+    return runs_warning(records, run_label)
 
 
 def flagged_points(records, by: tuple, x: str, metric: str) -> dict:

@@ -146,3 +146,15 @@ def record_health(record: dict) -> str | None:
     if classes is not None and at_chance(final_train_error(record), classes):
         return "collapsed"
     return None
+
+
+def health_warning(records, label) -> str | None:
+    """The one warning line naming every collapsed or diverged run (`label(record)` says which
+    run it is), or None when there is none; the poster, the sweep table and the report print it."""
+    flagged = sorted((label(r), record_health(r)) for r in records if record_health(r))
+    if not flagged:
+        return None
+    runs = "; ".join(f"{name} ({state})" for name, state in flagged)
+    several = len(flagged) > 1
+    return (f"{len(flagged)} run{'s' if several else ''} collapsed or diverged and {'are' if several else 'is'} left "
+            f"out of every mean and summary line: {runs}.")

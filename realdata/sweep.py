@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from realdata import distributed
 from realdata.cli import Parser, add_config_arguments, add_run_arguments, config_overrides, recipe_epilog
 from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
+from realdata.health import health_warning, record_health
 from realdata.methods import TRAIN_METHODS, check_method
 from realdata.recipes import TrainConfig, make_config
 from realdata.train import summary_line, train
@@ -77,19 +78,39 @@ def _fmt(values) -> str:
     return f"{statistics.mean(values):.3f}±{statistics.stdev(values):.3f}"
 
 
+def run_label(record) -> str:
+    c = record["config"]
+    return f"{c['dataset']} {c['method']} {c['norm']} eps={c['eps']:.4g} seed={c['seed']}"
+
+
 def format_table(records) -> str:
-    """One row per (method, ε): mean ± standard deviation over seeds of each metric."""
+    """One row per (method, ε): mean ± standard deviation over the healthy seeds of each
+    metric; a collapsed or diverged run (`realdata.health.record_health`) gets a row of its
+    own, flagged, and one warning line below the table names them all."""
     groups: dict[tuple, list] = {}
+    flagged = []
     for rec in records:
         c = rec["config"]
-        groups.setdefault((c["dataset"], c["method"], c["norm"], c["eps"]), []).append(rec)
-    header = ["dataset", "method", "norm", "eps", "seeds"] + [title for _, title in COLUMNS]
+        key = (c["dataset"], c["method"], c["norm"], c["eps"])
+        groups.setdefault(key, [])
+        if record_health(rec):
+            flagged.append((key, rec))
+        else:
+            groups[key].append(rec)
+    header = ["dataset", "method", "norm", "eps", "seeds"] + [title for _, title in COLUMNS] + ["flags"]
     rows = [header]
-    for (dataset, method, norm, eps), recs in groups.items():
-        rows.append([dataset, method, norm, f"{eps:.4g}", str(len(recs))]
-                    + [_fmt([r["metrics"].get(key) for r in recs]) for key, _ in COLUMNS])
+    for key, recs in groups.items():
+        dataset, method, norm, eps = key
+        if recs:
+            rows.append([dataset, method, norm, f"{eps:.4g}", str(len(recs))]
+                        + [_fmt([r["metrics"].get(k) for r in recs]) for k, _ in COLUMNS] + [""])
+        rows += [[dataset, method, norm, f"{eps:.4g}", f"seed={rec['seed']}"]
+                 + [_fmt([rec["metrics"].get(k)]) for k, _ in COLUMNS] + [record_health(rec)]
+                 for fkey, rec in flagged if fkey == key]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    warning = health_warning(records, run_label)
+    return "\n".join(lines + ([f"warning: {warning}"] if warning else []))
 
 
 GRID_FIELDS = ("dataset", "method", "norm", "eps", "seed")

@@ -81,7 +81,7 @@ def test_collapsed_and_diverged_runs_are_hollow_named_and_left_out(tmp_path, wri
     # and out of every count: the cells still compare on the healthy seeds
     assert error_grid.claim_lines(records)[0].startswith("COAP's robust error is above AT's in 3 of 3 cells")
     warning = health_warning(records)
-    assert warning == ("2 runs collapsed or diverged, drawn hollow and left out of every mean and summary line: "
+    assert warning == ("2 runs collapsed or diverged and are left out of every mean and summary line: "
                        "digits AT ℓ2 ε=0.5 seed 0 (collapsed); digits COAP ℓ2 ε=0.1 seed 1 (diverged).")
     fig = plt.figure(figsize=(8, 8))
     summary = error_grid.draw_grid(fig, records)

@@ -6,7 +6,9 @@ import pytest
 from realdata.errors import UserError, run_main
 from realdata.sweep import format_table, grid_configs, main, run_grid
 
-SMALL = {"train_size": 100, "test_size": 30, "epochs": 1, "batch_size": 50, "width": 8, "depth": 1, "eval_steps": 3}
+# large enough to learn: a run at chance is set apart in the table as collapsed
+SMALL = {"train_size": 200, "test_size": 30, "epochs": 3, "batch_size": 50, "width": 32, "depth": 1, "lr": 0.02,
+         "eval_steps": 3}
 
 
 def test_grid_runs_every_cell_once_and_tabulates(tmp_path):
@@ -41,8 +43,8 @@ def test_grid_configs_order_and_overrides():
 
 def test_cli_prints_the_table(tmp_path, capsys):
     args = ["--dataset", "digits", "--methods", "st", "--eps", "1/10", "--seeds", "0", "--out", str(tmp_path),
-            "--quiet", "--train-size", "100", "--test-size", "30", "--epochs", "1", "--width", "8", "--depth", "1",
-            "--eval-steps", "3"]
+            "--quiet", "--train-size", "200", "--test-size", "30", "--epochs", "3", "--width", "32", "--depth", "1",
+            "--lr", "0.02", "--eval-steps", "3"]
     assert run_main(main, args) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("dataset") and out[1].split()[:5] == ["digits", "st", "l2", "0.1", "1"]
@@ -60,3 +62,26 @@ def test_cli_bad_input(tmp_path, capsys, args, message):
     assert run_main(main, ["--out", str(tmp_path), "--quiet", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_table_sets_collapsed_and_diverged_runs_apart():
+    def rec(seed, error, train_error=0.1, diverged=False):
+        return {"config": {"dataset": "digits", "method": "ibp", "norm": "l2", "eps": 1.0, "seed": seed},
+                "seed": seed, "num_classes": 10, "diverged": diverged,
+                "metrics": {"standard_error": error, "robust_error": error, "train_error": train_error}}
+    table = format_table([rec(0, 0.2), rec(1, 0.4), rec(2, 0.9, train_error=0.9), rec(3, 0.5, diverged=True)])
+    header, healthy, collapsed, diverged, warning = table.splitlines()
+    assert header.split()[-1] == "flags"
+    # the mean and spread are of seeds 0 and 1 only
+    assert healthy.split()[4:7] == ["2", "0.300±0.141", "0.300±0.141"] and healthy.split()[-1] != "collapsed"
+    assert collapsed.split()[4:6] == ["seed=2", "0.900"] and collapsed.split()[-1] == "collapsed"
+    assert diverged.split()[4] == "seed=3" and diverged.split()[-1] == "diverged"
+    assert warning == ("warning: 2 runs collapsed or diverged and are left out of every mean and summary line: "
+                       "digits ibp l2 eps=1 seed=2 (collapsed); digits ibp l2 eps=1 seed=3 (diverged).")
+
+
+def test_table_of_only_collapsed_runs_has_no_mean_row():
+    recs = [{"config": {"dataset": "d", "method": "at", "norm": "l2", "eps": 0.5, "seed": 0}, "seed": 0,
+             "num_classes": 10, "metrics": {"standard_error": 0.9, "train_error": 0.9}}]
+    lines = format_table(recs).splitlines()
+    assert len(lines) == 3 and lines[1].split()[-1] == "collapsed" and lines[2].startswith("warning: 1 run ")
