@@ -10,16 +10,18 @@ fixed-slope bound against the off-signal pre-activation z = θ_{2:d}ᵀx_{2:d}.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from figures.spec import FigureSpec
 from figures.style import METHOD_STYLES
+from realdata.relaxation.relus import unstable_mask
 
 TRIANGLE_COLOR = "#999999"
 
 
 def coap_slope(lower: float, upper: float) -> float:
     """Wong & Kolter's dual slope for an unstable ReLU: the upper line's slope, through 0."""
-    if not lower < 0 < upper:
+    if not bool(unstable_mask(torch.tensor(lower), torch.tensor(upper))):
         raise ValueError(f"the ReLU is unstable only when lower < 0 < upper, got [{lower}, {upper}].")
     return upper / (upper - lower)
 

@@ -58,7 +58,7 @@ def _batchnorm(module, path, x, y):
     """Eval mode: the running statistics, an exact affine map.  Train mode: the statistics of
     the clean batch `x`, as IBP training with BatchNorm uses them (Shi et al. 2021; gradients
     flow through them as through the model's own forward pass)."""
-    if module.training or module.running_mean is None:
+    if _batch_statistics(module):
         dims = [0] + list(range(2, x.dim()))
         mean, var = x.mean(dims), x.var(dims, unbiased=False)
     else:
@@ -70,19 +70,27 @@ def _batchnorm(module, path, x, y):
     return _channel_affine(module, path, x, scale, shift)
 
 
-def _reshape(module, path, x, y):
-    if isinstance(module, nn.Flatten) and (module.start_dim != 1 or module.end_dim != -1):
+def _identity(module, path, x, y):
+    return Reshape(module, path, tuple(x.shape[1:]), tuple(y.shape[1:]))
+
+
+def _flatten(module, path, x, y):
+    if module.start_dim != 1 or module.end_dim != -1:
         raise UserError(f"layer {path} ({module}) is not supported by the bounds: flatten from dimension 1 to the end.")
-    if isinstance(module, nn.Dropout) and module.training and module.p > 0:
+    return _identity(module, path, x, y)
+
+
+def _dropout(module, path, x, y):
+    if module.training and module.p > 0:
         raise UserError(f"layer {path} ({module}) is in training mode; the bounds hold for the model in eval "
                         "mode (call model.eval()), where dropout is the identity.")
-    return Reshape(module, path, tuple(x.shape[1:]), tuple(y.shape[1:]))
+    return _identity(module, path, x, y)
 
 
 #: torch module type → builder(module, path, x, y) of its node
 LAYERS = {nn.Linear: _linear, nn.Conv2d: _conv, nn.AvgPool2d: _avgpool, Normalize: _normalize,
-          nn.BatchNorm1d: _batchnorm, nn.BatchNorm2d: _batchnorm, nn.Flatten: _reshape, nn.Identity: _reshape,
-          nn.Dropout: _reshape}
+          nn.BatchNorm1d: _batchnorm, nn.BatchNorm2d: _batchnorm, nn.Flatten: _flatten, nn.Identity: _identity,
+          nn.Dropout: _dropout}
 
 SUPPORTED = ("Linear, Conv2d, AvgPool2d, BatchNorm1d/2d, ReLU, Flatten, Identity, Dropout (eval), "
              "Normalize and Residual")
@@ -91,7 +99,7 @@ SUPPORTED = ("Linear, Conv2d, AvgPool2d, BatchNorm1d/2d, ReLU, Flatten, Identity
 def _module_output(module, x, batch: bool):
     # the probe needs no graph unless BatchNorm statistics are taken from it
     with torch.set_grad_enabled(batch and torch.is_grad_enabled()):
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training:
+        if _batch_statistics(module):
             # the batch's own statistics, without touching the running ones
             return nn.functional.batch_norm(x, None, None, module.weight, module.bias, True, 0.0, module.eps)
         return module(x)
@@ -145,8 +153,13 @@ class Graph:
         return Chain(self.root.prefix(index))
 
 
+def _batch_statistics(module: nn.Module) -> bool:
+    """Does this BatchNorm normalise with the statistics of the batch (train mode, or no running ones)?"""
+    return isinstance(module, nn.modules.batchnorm._BatchNorm) and (module.training or module.running_mean is None)
+
+
 def _needs_batch(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
+    return any(_batch_statistics(m) for m in model.modules())
 
 
 def parse(model: nn.Module, x: torch.Tensor) -> Graph:
@@ -159,4 +172,7 @@ def parse(model: nn.Module, x: torch.Tensor) -> Graph:
         root, y = _parse_chain(list(model), "", x if batch else x[:1].detach(), [0], batch)
     except RuntimeError as err:  # shape errors from torch inside the probe pass
         raise UserError(f"the model cannot take inputs of shape {tuple(x.shape[1:])}: {err}") from None
+    except ValueError as err:  # a train-mode BatchNorm given one value per channel
+        raise UserError(f"a BatchNorm in training mode needs a batch to take statistics from ({err}); pass more "
+                        "than one input or call model.eval().") from None
     return Graph(root, tuple(x.shape[1:]), tuple(y.shape[1:]))

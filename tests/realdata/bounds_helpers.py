@@ -90,3 +90,19 @@ def pgd_margins(model, x, y, threat, steps=20, generator=None) -> torch.Tensor:
             delta = threat.project(delta - step * threat.ascent(grad))
             best = torch.minimum(best, margins(model, x + delta, y))
     return best
+
+
+def assert_patches_equal_dense(model, x, threat, method, monkeypatch, atol=1e-12):
+    """The per-neuron passes give the same bounds in patches as dense (and patches are used)."""
+    from realdata.bounds import preactivation_bounds
+    from realdata.relaxation import patches
+    from realdata.relaxation.graph import parse
+
+    graph = parse(model, x)
+    assert any(patches.applicable(graph.prefix(k), threat, x) for k in range(1, graph.num_relus))
+    options = {"direction": "backward"} if method == "coap" else {}
+    patched = preactivation_bounds(model, x, threat, method, **options)
+    monkeypatch.setattr(patches, "applicable", lambda chain, threat, x: False)
+    dense = preactivation_bounds(model, x, threat, method, **options)
+    for (a, b), (c, d) in zip(patched, dense):
+        assert torch.allclose(a, c, atol=atol) and torch.allclose(b, d, atol=atol)

@@ -69,3 +69,16 @@ def test_unknown_method_and_bad_labels():
         margin_lower_bounds(_mlp(), torch.rand(2, 4), torch.tensor([0, 3]), Linf(0.1), "ibp")
     with pytest.raises(UserError, match=r"shape \(2,\)"):
         margin_lower_bounds(_mlp(), torch.rand(2, 4), torch.tensor([0]), Linf(0.1), "ibp")
+
+
+def test_avgpool_that_is_not_a_fixed_linear_map_is_rejected():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2, padding=1, count_include_pad=False),
+                          nn.Flatten(), nn.Linear(2 * 3 * 3, 2))
+    with pytest.raises(UserError, match=r"layer 2 .*count_include_pad=True"):
+        margin_lower_bounds(model, torch.rand(2, 1, 6, 6), torch.tensor([0, 1]), Linf(0.1), "crown")
+
+
+def test_train_mode_batchnorm_on_a_single_input_is_a_clear_error():
+    model = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
+    with pytest.raises(UserError, match=r"more than one input or call model.eval\(\)"):
+        margin_lower_bounds(model, torch.rand(1, 4), torch.tensor([0]), Linf(0.1), "ibp")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-mode=importlib
-from bounds_helpers import margins, pgd_margins, relu_inputs
+from bounds_helpers import assert_patches_equal_dense, margins, pgd_margins, relu_inputs
 from realdata.bounds import BOUND_METHODS, margin_lower_bounds, preactivation_bounds
 from realdata.relaxation import patches
 from realdata.relaxation.graph import parse
@@ -108,12 +108,7 @@ def test_patches_equal_the_dense_pass_through_batchnorm_and_pooling(method, monk
     model = bn_cnn(2)
     x, _ = _batch((3, 16, 16), 5)
     threat = Directions(0.3, random_directions(2, (3, 16, 16), seed=1, dtype=torch.float64))
-    options = {"direction": "backward"} if method == "coap" else {}
-    patched = preactivation_bounds(model, x, threat, method, **options)
-    monkeypatch.setattr(patches, "applicable", lambda chain, threat, x: False)
-    dense = preactivation_bounds(model, x, threat, method, **options)
-    for (a, b), (c, d) in zip(patched, dense):
-        assert torch.allclose(a, c, atol=1e-12) and torch.allclose(b, d, atol=1e-12)
+    assert_patches_equal_dense(model, x, threat, method, monkeypatch)
 
 
 def test_train_mode_batchnorm_uses_the_clean_batch_statistics():

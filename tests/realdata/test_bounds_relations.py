@@ -7,7 +7,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-mode=importlib
-from bounds_helpers import cnn, mlp, resnet
+from bounds_helpers import assert_patches_equal_dense, cnn, mlp, resnet
 from realdata.bounds import BOUND_METHODS, margin_lower_bounds, preactivation_bounds
 from realdata.relaxation.backward import linear_bounds
 from realdata.relaxation.graph import parse
@@ -160,21 +160,12 @@ def test_float32_and_float64_agree():
 @pytest.mark.parametrize("method", ["crown", "coap"])
 @pytest.mark.parametrize("arch", ["cnn", "resnet"])
 def test_patches_equal_the_dense_backward_pass(threat, method, arch, monkeypatch):
-    from realdata.relaxation import patches
-
     size = 16 if arch == "cnn" else 8  # patches are used while a window is smaller than the image
     model = cnn(9, channels=3, size=size, normalize=True) if arch == "cnn" else resnet(9, 0.125, size, normalize=True)
     x, _ = _batch((3, size, size), 5)
     if isinstance(threat, Directions):
         threat = Directions(threat.eps, random_directions(2, (3, size, size), seed=1, dtype=torch.float64))
-    graph = parse(model, x)
-    assert any(patches.applicable(graph.prefix(k), threat, x) for k in range(1, graph.num_relus))
-    options = {"direction": "backward"} if method == "coap" else {}
-    patched = preactivation_bounds(model, x, threat, method, **options)
-    monkeypatch.setattr(patches, "applicable", lambda chain, threat, x: False)
-    dense = preactivation_bounds(model, x, threat, method, **options)
-    for (a, b), (c, d) in zip(patched, dense):
-        assert torch.allclose(a, c, atol=1e-12) and torch.allclose(b, d, atol=1e-12)
+    assert_patches_equal_dense(model, x, threat, method, monkeypatch)
 
 
 class _GenericL2(L2):
