@@ -60,7 +60,7 @@ class Affine:
 
     def abs_linear(self, t: torch.Tensor) -> torch.Tensor:
         """|A| applied to a non-negative [B, *in_shape] radius (interval arithmetic)."""
-        return self.linear(t.unsqueeze(0)).squeeze(0)
+        raise NotImplementedError
 
     def power(self, t: torch.Tensor, p: int) -> torch.Tensor:
         """Σ_i |a_ki|^p · t_i for t ≥ 0 shaped [1, *in_shape] (‖row_k‖_p^p when t = 1)."""
