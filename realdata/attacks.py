@@ -470,6 +470,16 @@ ATTACKS = {
 }
 
 
+def attack_options(name: str, **available) -> dict:
+    """The options among `available` (steps, restarts, generator, seed, box, ...) that attack
+    `name` takes, read off its signature: callers offer everything they have, and each
+    attack keeps its own, so no caller repeats which attack takes what."""
+    if name not in ATTACKS:
+        raise UserError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}.")
+    accepted = inspect.signature(ATTACKS[name]).parameters
+    return {key: value for key, value in available.items() if key in accepted}
+
+
 def run_attack(name: str, model, x, y, threat: Threat, **options) -> torch.Tensor:
     """Run the attack called `name` (see ATTACKS) and return x_adv."""
     if name not in ATTACKS:

@@ -42,8 +42,6 @@ import torch.nn.functional as F
 from .errors import UserError
 from .synthetic import LINEAR_PRESETS, SPHERES_PRESETS
 
-DATASETS = ("cifar10", "mnist", "fashion-mnist", "tiny-imagenet", "digits", "spheres", "linear")
-
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -477,6 +475,9 @@ _LOADERS = {
     "spheres": _make_spheres,
     "linear": _make_linear,
 }
+
+#: The dataset registry's names: every choice list and help text derives from `_LOADERS`.
+DATASETS = tuple(_LOADERS)
 
 
 def _subset(x: torch.Tensor, y: torch.Tensor, size, seed: int, what: str, name: str):

@@ -50,9 +50,10 @@ from torch.nn import functional as F
 from realdata.errors import UserError
 from realdata.threats import Threat
 
-#: Attacks AT (and the methods built on an adversarial point) can train with
-#: (names of `realdata.attacks.run_attack`).
-TRAIN_ATTACKS = ("apgd", "pgd", "line-search")
+#: Attacks AT (and the methods built on an adversarial point) can train with: the training
+#: name (a TrainConfig `attack`) → the `realdata.attacks.ATTACKS` entry it runs.  AT's "apgd"
+#: is Auto-PGD on the cross-entropy, the registry's "apgd-ce" (evaluation's "apgd" adds DLR).
+TRAIN_ATTACKS = {"apgd": "apgd-ce", "pgd": "pgd", "line-search": "line-search"}
 
 #: Shapes of the ε ramp: linear, or auto_LiRPA's SmoothedScheduler (a power law that joins a
 #: linear ramp with a continuous slope at `SMOOTH_MID` of the ramp; FAST-IBP, SABR, MTL-IBP).
@@ -159,6 +160,7 @@ class TrainMethod:
     summary: str
     loss: Callable
     bound: str | None = None
+    paper: bool = False   # one of the five methods the paper compares (the sweep's default grid)
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -196,15 +198,11 @@ def adversarial_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threa
         return x
     if attack not in TRAIN_ATTACKS:
         raise UserError(f"unknown training attack {attack!r}; choose one of {', '.join(TRAIN_ATTACKS)}.")
+    name = TRAIN_ATTACKS[attack]
+    options = attacks.attack_options(name, steps=steps, restarts=restarts, box=box, generator=generator,
+                                     check=not checked)
     with _attacking(model):
-        if attack == "apgd":
-            x_adv = attacks.apgd(model, x, y, threat, steps=steps, restarts=restarts, loss="ce", box=box,
-                                 generator=generator, check=not checked)
-        elif attack == "pgd":
-            x_adv = attacks.pgd(model, x, y, threat, steps=steps, restarts=restarts, box=box, loss="ce",
-                                generator=generator, check=not checked)
-        else:
-            x_adv = attacks.line_search(model, x, y, threat, box=box, check=not checked)
+        x_adv = attacks.run_attack(name, model, x, y, threat, **options)
     return x_adv.detach()
 
 
@@ -313,11 +311,12 @@ def _sabr(model, x, y, threat, o):
 
 
 METHODS: dict[str, TrainMethod] = {m.name: m for m in (
-    TrainMethod("st", "standard training: cross-entropy on clean inputs", _standard),
-    TrainMethod("at", "adversarial training: cross-entropy at the training attack's point", _adversarial),
-    TrainMethod("coap", "Wong & Kolter's convex outer adversarial polytope bound", _coap, bound="coap"),
-    TrainMethod("crown-ibp", "β·CROWN + (1−β)·IBP bounds (Zhang et al. 2020)", _crown_ibp, bound="crown-ibp"),
-    TrainMethod("ibp", "interval bound propagation (Gowal et al. 2018)", _plain_bound("ibp"), bound="ibp"),
+    TrainMethod("st", "standard training: cross-entropy on clean inputs", _standard, paper=True),
+    TrainMethod("at", "adversarial training: cross-entropy at the training attack's point", _adversarial, paper=True),
+    TrainMethod("coap", "Wong & Kolter's convex outer adversarial polytope bound", _coap, bound="coap", paper=True),
+    TrainMethod("crown-ibp", "β·CROWN + (1−β)·IBP bounds (Zhang et al. 2020)", _crown_ibp, bound="crown-ibp",
+                paper=True),
+    TrainMethod("ibp", "interval bound propagation (Gowal et al. 2018)", _plain_bound("ibp"), bound="ibp", paper=True),
     TrainMethod("crown", "CROWN bounds at every layer (expensive: small models)", _plain_bound("crown"), bound="crown"),
     TrainMethod("fast-ibp", "IBP with IBP initialisation and warm-up regularisers (Shi et al. 2021)",
                 _plain_bound("ibp"), bound="ibp"),
@@ -329,6 +328,7 @@ METHODS: dict[str, TrainMethod] = {m.name: m for m in (
 )}
 
 TRAIN_METHODS = tuple(METHODS)
+PAPER_METHODS = tuple(name for name, m in METHODS.items() if m.paper)
 
 #: Methods that train on a convex-relaxation upper bound, and the bound each one uses.
 CERTIFIED_METHODS = {name: m.bound for name, m in METHODS.items() if m.bound is not None}

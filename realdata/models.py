@@ -14,7 +14,6 @@ from torch import nn
 from .errors import UserError
 from .layers import Normalize, Residual
 
-
 # (out_channels, kernel, stride, padding) per conv, then hidden FC widths (Wong et al. 2018,
 # convex_adversarial examples/problems.py). The small CIFAR CNN is the same stack as the
 # small MNIST one, as in that code; only the input shape differs.
@@ -138,6 +137,7 @@ def _cnn7(in_shape, num_classes, width: float = 1.0):
 
 _BUILDERS = {"mlp": _mlp, "mnist-small": _cnn("mnist-small"), "mnist-large": _cnn("mnist-large"),
              "cifar-cnn": _cnn("cifar-cnn"), "resnet": _resnet, "cnn7": _cnn7}
+#: The architecture registry's names (choices and help derive from `_BUILDERS`).
 ARCHS = tuple(_BUILDERS)
 
 

@@ -13,6 +13,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields, replace
 
+from realdata.attacks import ATTACKS
+from realdata.bounds import BOUND_METHODS
 from realdata.data import DATASETS
 from realdata.errors import UserError
 from realdata.methods import CERTIFIED_METHODS, EPS_SHAPES, INITS, TRAIN_ATTACKS, TRAIN_METHODS, Schedule, check_method
@@ -21,8 +23,9 @@ from realdata.synthetic import LINEAR_PRESETS, SPHERES_PRESETS, LinearConfig, Sp
 from realdata.threats import NORMS
 
 OPTIMIZERS = ("sgd", "adam")
-EVAL_ATTACKS = ("apgd", "apgd-ce", "pgd", "line-search", "aa+")
-EVAL_BOUNDS = ("coap", "crown-ibp", "crown", "ibp", "none")
+#: Evaluation choices derive from the registries: every attack, every bound method or none.
+EVAL_ATTACKS = tuple(ATTACKS)
+EVAL_BOUNDS = tuple(BOUND_METHODS) + ("none",)
 
 
 def _f(default, help_text, **extra):
@@ -76,7 +79,7 @@ class TrainConfig:
     kappa_end: float = _f(0.0, "crown-ibp/ibp: weight of the clean loss at the end of the ramp")
     # method details
     attack: str = _f("apgd", "at, mtl-ibp, cc-ibp, sabr: training attack (Auto-PGD on CE, PGD, or the exact "
-                     "line search of one-dimensional threats)", choices=TRAIN_ATTACKS)
+                     "line search of one-dimensional threats)", choices=tuple(TRAIN_ATTACKS))
     attack_steps: int = _f(10, "at, mtl-ibp, cc-ibp, sabr: attack iterations per batch")
     attack_restarts: int = _f(1, "at, mtl-ibp, cc-ibp, sabr: attack restarts per batch")
     attack_eps_factor: float = _f(1.0, "mtl-ibp, cc-ibp: the training attack's budget as a multiple of ε")

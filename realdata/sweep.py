@@ -19,9 +19,11 @@ from tqdm.auto import tqdm
 from realdata import distributed
 from realdata.cli import Parser, add_config_arguments, add_run_arguments, config_overrides, recipe_epilog
 from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
+from realdata.data import DATASETS
 from realdata.health import health_warning, record_health
-from realdata.methods import TRAIN_METHODS, check_method
+from realdata.methods import PAPER_METHODS, TRAIN_METHODS, check_method
 from realdata.recipes import TrainConfig, make_config
+from realdata.threats import NORMS
 from realdata.train import summary_line, train
 
 #: metrics shown in the table, in this order, with their column titles
@@ -122,10 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 "cell; finished cells are skipped, unfinished ones resume) and print a table "
                                 "of standard, robust and certified error and accuracy discrepancy.",
                     epilog=recipe_epilog())
-    parser.add_argument("--dataset", default="cifar10", help="dataset name (see realdata.data.DATASETS)")
-    parser.add_argument("--methods", default="st,at,coap,crown-ibp,ibp",
-                        help=f"comma-separated methods from {', '.join(TRAIN_METHODS)} (default: the paper's five)")
-    parser.add_argument("--norm", default="l2", help="threat model (linf, l2, directions)")
+    parser.add_argument("--dataset", default="cifar10", help=f"dataset name ({', '.join(DATASETS)}; default: cifar10)")
+    parser.add_argument("--methods", default=",".join(PAPER_METHODS),
+                        help=f"comma-separated methods from {', '.join(TRAIN_METHODS)} (default: the paper's "
+                             f"{','.join(PAPER_METHODS)})")
+    parser.add_argument("--norm", default="l2", help=f"threat model ({', '.join(NORMS)}; default: l2)")
     parser.add_argument("--eps", default=None,
                         help="comma-separated budgets in input space, e.g. 9/255,18/255,36/255 (default: the recipe's)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")

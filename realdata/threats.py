@@ -396,17 +396,17 @@ def basis_direction(index: int, shape, dtype=torch.float32) -> torch.Tensor:
     return e.reshape((1,) + tuple(shape))
 
 
-NORMS = ("linf", "l2", "directions")
+#: The threat registry: command-line name → class.  Every choice list derives from it.
+THREATS = {"linf": Linf, "l2": L2, "directions": Directions}
+NORMS = tuple(THREATS)
 
 
 def make_threat(norm: str, eps: float, directions: torch.Tensor | None = None) -> Threat:
     """Build a threat from its command-line name; the one place names map to classes."""
-    if norm == "linf":
-        return Linf(eps)
-    if norm == "l2":
-        return L2(eps)
-    if norm == "directions":
+    if norm not in THREATS:
+        raise UserError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}.")
+    if THREATS[norm] is Directions:
         if directions is None:
             raise UserError("the 'directions' threat needs its directions; pass --k K to draw K random ones.")
         return Directions(eps, directions)
-    raise UserError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}.")
+    return THREATS[norm](eps)

@@ -41,6 +41,7 @@ from realdata.cli import Parser, add_config_arguments, add_run_arguments, config
 from realdata.data import DATASETS, augment_batch, load_dataset
 from realdata.errors import UserError, run_main
 from realdata.health import DivergenceMonitor, warn_diverged
+from realdata.attacks import attack_options
 from realdata.methods import CERTIFIED_METHODS, INITS, TRAIN_METHODS, training_loss
 from realdata.models import build_model
 from realdata.recipes import INFERRED, TrainConfig, make_config
@@ -269,14 +270,12 @@ def evaluate_model(config: TrainConfig, dataset, model: nn.Module, threat: Threa
     torchrun every process evaluates its share of each round and all get the whole result."""
     from realdata.evaluate import evaluate
 
-    options = {}
-    if config.eval_attack in ("apgd", "apgd-ce", "pgd"):
-        # streams of their own (one per batch, see evaluate): the evaluation's random starts
-        # depend neither on how training went nor on the number of processes
-        options = {"steps": config.eval_steps, "restarts": config.eval_restarts,
-                   "attack_seed": stream_seed(config.seed, "evaluation")}
-    elif config.eval_attack == "aa+":
-        options = {"seed": config.seed}
+    # streams of their own (one per batch, see evaluate): the evaluation's random starts
+    # depend neither on how training went nor on the number of processes
+    options = attack_options(config.eval_attack, steps=config.eval_steps, restarts=config.eval_restarts,
+                             seed=config.seed)
+    if "generator" in attack_options(config.eval_attack, generator=None):  # the attack draws random starts
+        options["attack_seed"] = stream_seed(config.seed, "evaluation")
     model.eval()
     return evaluate(model, dataset.x_test, dataset.y_test, threat, attack=config.eval_attack,
                     bound=None if config.eval_bound == "none" else config.eval_bound,

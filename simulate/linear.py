@@ -117,7 +117,7 @@ def build_parser() -> Parser:
     p.add_argument("--epochs", type=int, default=None, help=f"training epochs (default: the preset's, {d.epochs})")
     p.add_argument("--batch-size", type=int, default=None, help=f"SGD batch size (INFERRED default {d.batch_size})")
     p.add_argument("--lrs", default=None, help=f"learning-rate grid the rule picks from (default {text(d.lrs)})")
-    p.add_argument("--at-attack", choices=TRAIN_ATTACKS, default=None,
+    p.add_argument("--at-attack", choices=tuple(TRAIN_ATTACKS), default=None,
                    help=f"AT's training attack along e₁ (default {d.at_attack}: the exact worst case, as in the "
                         f"paper; apgd/pgd take {d.at_steps} steps)")
     add_common_arguments(p)
