@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realdata.errors import UserError
-from realdata.piecewise import distance_to_next_kink, forward_with_tangent, split_affine_prefix
+from realdata.piecewise import AFFINE, distance_to_next_kink, forward_with_tangent, split_affine_prefix
 from realdata.threats import Directions, Threat
 
 LOSSES = ("ce", "dlr")
@@ -323,6 +323,8 @@ def _check_counts(steps, restarts):
 # pieces too short to change the margin, and guarantees the walk advances.
 _LINE_MIN_STEP = 1e-9
 _LINE_CHUNK_ELEMENTS = 2**17
+# One-hidden-layer nets accumulate (rows × units × classes) logit changes at once.
+_KINKS_CHUNK_ELEMENTS = 2**18
 
 
 def _segment_directions(threat: Threat, x: torch.Tensor) -> torch.Tensor:
@@ -337,11 +339,13 @@ def _segment_directions(threat: Threat, x: torch.Tensor) -> torch.Tensor:
 
 
 def _segment_limits(x: torch.Tensor, d: torch.Tensor, eps: float, box):
-    """Per row, the interval of t with |t| ≤ ε and x + t·d inside the box."""
-    lo = torch.full((x.shape[0],), -eps, dtype=x.dtype, device=x.device)
+    """Per row b·k + j (point b, direction j), the interval of t with |t| ≤ ε and x_b + t·d_j in the box."""
+    k = d.shape[0]
+    lo = torch.full((x.shape[0] * k,), -eps, dtype=x.dtype, device=x.device)
     hi = -lo
     if box is not None:
-        flat_x, flat_d = x.reshape(x.shape[0], -1), d.reshape(d.shape[0], -1)
+        flat_x = x.reshape(x.shape[0], -1).repeat_interleave(k, 0)
+        flat_d = d.reshape(k, -1).repeat(x.shape[0], 1)
         with torch.no_grad():
             up = torch.where(flat_d > 0, (box[1] - flat_x) / flat_d, torch.where(flat_d < 0, (box[0] - flat_x) / flat_d, torch.inf))
             down = torch.where(flat_d > 0, (box[0] - flat_x) / flat_d, torch.where(flat_d < 0, (box[1] - flat_x) / flat_d, -torch.inf))
@@ -373,17 +377,70 @@ def _walk(rest, z0, dz, y, lo, hi, kink_tol):
     return best_margin, best_t
 
 
-def _walk_segments(model, x64, d64, y_rows, lo, hi, kink_tol):
-    """Every row's smallest margin along its segment and where it was met (see `line_search`)."""
+def _one_relu_layer(rest: nn.Sequential) -> bool:
+    """Is `rest` a ReLU followed by affine layers only (what is left of a one-hidden-layer net)?"""
+    layers = list(rest)
+    return bool(layers) and isinstance(layers[0], nn.ReLU) and all(isinstance(m, AFFINE) for m in layers[1:])
+
+
+def _all_kinks(rest, z0, dz, y, lo, hi):
+    """`_walk`'s answer for a ReLU followed by affine layers, with every kink found at once.
+
+    Unit i's pre-activation z0_i + t·dz_i crosses zero once, at t = −z0_i/dz_i, so the
+    pieces' end points are known before any pass.  Sorting the kinks inside (lo, hi) and
+    accumulating each crossing's change to the logits (logits = b + Σ_active W_i·(z0_i + t·dz_i))
+    gives the logits at every kink in O(units · classes) per segment instead of one net pass
+    per kink; the margin, concave on each piece, is smallest at one of them or at lo or hi.
+    A unit contributes 0 at its own kink, so which side of it is counted there does not matter.
+    """
+    shape = z0.shape[1:]
+    z0, dz = z0.flatten(1), dz.flatten(1)
+    units = z0.shape[1]
+    # the affine suffix as logits = b + W h: its value at 0 and its tangent along each unit vector
+    eye = torch.eye(units, dtype=z0.dtype, device=z0.device).reshape((units,) + shape)
+    b, w = forward_with_tangent(rest[1:], torch.zeros((1,) + shape, dtype=z0.dtype, device=z0.device), eye, 0.0, [])
+    w = w.flatten(1)                                                     # [units, classes]
+    kinks = -z0 / dz                                                     # ±inf or nan where dz = 0: no kink
+    inside = (kinks > lo[:, None]) & (kinks < hi[:, None])
+    # each unit's state on (lo, first crossing): before its kink a unit is on iff it falls (dz < 0);
+    # a unit without a kink inside keeps its state at the midpoint all along
+    mid = (lo + hi)[:, None] / 2
+    on = torch.where(inside, dz < 0, z0 + mid * dz > 0).to(z0.dtype)
+    a0, b0 = (on * z0) @ w, (on * dz) @ w                               # logits = b + a + t·s on a piece
+    at, order = torch.where(inside, kinks, torch.inf).sort(1)
+    crossing = (1 - 2 * on).gather(1, order) * inside.gather(1, order)  # +1 turns on, −1 off, 0 no kink
+    w_sorted = w[order]                                                  # [rows, units, classes]
+    a = a0[:, None] + ((crossing * z0.gather(1, order))[..., None] * w_sorted).cumsum(1)
+    s = b0[:, None] + ((crossing * dz.gather(1, order))[..., None] * w_sorted).cumsum(1)
+    t = torch.cat([lo[:, None], torch.where(torch.isfinite(at), at, lo[:, None]), hi[:, None]], 1)
+    a, s = torch.cat([a0[:, None], a, a[:, -1:]], 1), torch.cat([b0[:, None], s, s[:, -1:]], 1)
+    margin = _margin((b + a + t[..., None] * s).flatten(0, 1), y.repeat_interleave(t.shape[1])).reshape(t.shape)
+    # the columns of units without a kink inside hold the last piece's state at lo: not a point of the net
+    counted = torch.cat([torch.ones_like(lo[:, None], dtype=torch.bool), torch.isfinite(at),
+                         torch.ones_like(lo[:, None], dtype=torch.bool)], 1)
+    best_margin, where = margin.masked_fill(~counted, torch.inf).min(1)
+    return best_margin, t.gather(1, where[:, None])[:, 0]
+
+
+def _search_segments(model, x_points, d_segments, y_rows, lo, hi, kink_tol):
+    """Every row b·k + j's smallest margin along x_b + t·d_j and where it was met (see `line_search`)."""
     prefix, rest = split_affine_prefix(model)
+    k, batch = d_segments.shape[0], x_points.shape[0]
+    # the affine layers before the first ReLU map each segment to z0 + t·dz once and for all; being
+    # affine, their value depends on the point only and their slope on the direction only
+    z0 = forward_with_tangent(prefix, x_points, x_points[:1], kink_tol, [])[0].repeat_interleave(k, 0)
+    dz = forward_with_tangent(prefix, d_segments[:1], d_segments, kink_tol, [])[1]
+    dz = dz.repeat((batch,) + (1,) * (dz.dim() - 1))
+    width = max(1, z0[0].numel())
+    if _one_relu_layer(rest):
+        search, chunk = (lambda *a: _all_kinks(rest, *a)), max(1, _KINKS_CHUNK_ELEMENTS // width)
+    else:
+        # chunks of rows small enough to stay in cache: the walk is many cheap passes over them
+        search, chunk = (lambda *a: _walk(rest, *a, kink_tol)), max(16, _LINE_CHUNK_ELEMENTS // width)
     best_margin, best_t = torch.empty_like(lo), torch.empty_like(lo)
-    # the affine layers before the first ReLU map each segment to z0 + t·dz once and for all
-    z0, dz = forward_with_tangent(prefix, x64, d64, kink_tol, [])
-    # chunks of rows small enough to stay in cache: the walk is many cheap passes over them
-    chunk = max(16, _LINE_CHUNK_ELEMENTS // max(1, z0[0].numel()))
     for s in range(0, z0.shape[0], chunk):
         rows = slice(s, s + chunk)
-        best_margin[rows], best_t[rows] = _walk(rest, z0[rows], dz[rows], y_rows[rows], lo[rows], hi[rows], kink_tol)
+        best_margin[rows], best_t[rows] = search(z0[rows], dz[rows], y_rows[rows], lo[rows], hi[rows])
     return best_margin, best_t
 
 
@@ -414,23 +471,25 @@ def line_search(model, x, y, threat: Threat, box=None, check: bool = True) -> to
     the margin z_y − max_{j≠y} z_j (concave on each piece) is smallest at a kink
     or an endpoint.  Walking from kink to kink (`realdata.piecewise`) and
     evaluating the margin at each one finds the minimum with no sampling.
-    Returns, per point, the input of smallest margin over all segments.  `check=False`: the
-    caller validated the inputs already.
+    Returns, per point, the input of smallest margin over all segments.  For a net with
+    one hidden ReLU layer every kink is known up front and all are evaluated at once
+    (`_all_kinks`, vectorised over points and kinks).  `check=False`: the caller
+    validated the inputs already.
     """
     if check:
         check_attack_input(model, x, y, threat, box)
     directions = _segment_directions(threat, x)
     batch, k = x.shape[0], directions.shape[0]
-    x64 = x.detach().double().repeat_interleave(k, 0)  # row b·k + j: point b, segment j
-    d64 = directions.to(device=x.device, dtype=torch.float64).repeat((batch,) + (1,) * (x.dim() - 1))
-    y_rows = y.repeat_interleave(k)
-    lo, hi = _segment_limits(x64, d64, float(threat.eps), box)
+    x_points = x.detach().double()
+    d_segments = directions.to(device=x.device, dtype=torch.float64)
+    y_rows = y.repeat_interleave(k)  # row b·k + j: point b, segment j
+    lo, hi = _segment_limits(x_points, d_segments, float(threat.eps), box)
     kink_tol = _LINE_MIN_STEP * 2 * float(threat.eps)
     with torch.no_grad():
-        best_margin, best_t = _in_float64(model, _walk_segments, x64, d64, y_rows, lo, hi, kink_tol)
+        best_margin, best_t = _in_float64(model, _search_segments, x_points, d_segments, y_rows, lo, hi, kink_tol)
     worst = best_margin.reshape(batch, k).argmin(1)
     rows = torch.arange(batch, device=x.device) * k + worst
-    x_adv = (x64[rows] + _rows(best_t[rows], x64) * d64[rows]).to(x.dtype)
+    x_adv = (x_points + _rows(best_t[rows], x_points) * d_segments[worst]).to(x.dtype)
     return x_adv if box is None else x_adv.clamp(*box)
 
 

@@ -74,7 +74,7 @@ def distance_to_next_kink(preacts: list, kink_tol: float, rows: int, dtype, devi
     return nearest
 
 
-_AFFINE = (nn.Linear, nn.Conv2d, nn.Flatten, nn.Identity, nn.AvgPool2d, Normalize)
+AFFINE = (nn.Linear, nn.Conv2d, nn.Flatten, nn.Identity, nn.AvgPool2d, Normalize)
 
 
 def split_affine_prefix(model: nn.Module) -> tuple[nn.Sequential, nn.Sequential]:
@@ -82,6 +82,6 @@ def split_affine_prefix(model: nn.Module) -> tuple[nn.Sequential, nn.Sequential]
     line is value + t·slope for all t, and everything from the first ReLU or Residual on."""
     layers = list(model) if isinstance(model, nn.Sequential) else [model]
     cut = 0
-    while cut < len(layers) and isinstance(layers[cut], _AFFINE):
+    while cut < len(layers) and isinstance(layers[cut], AFFINE):
         cut += 1
     return nn.Sequential(*layers[:cut]), nn.Sequential(*layers[cut:])

@@ -369,3 +369,30 @@ def test_bad_input_gets_a_clear_error():
     with pytest.raises(UserError, match="shape"):
         apgd(model, x, y, Directions(0.1, basis_direction(0, (5,))))
     assert set(ATTACKS) == {"pgd", "apgd", "apgd-ce", "line-search", "aa+"}
+
+
+@pytest.mark.parametrize("hidden_shape", ["mlp", "conv"])
+def test_all_kinks_at_once_equals_the_kink_walk(hidden_shape):
+    """One-hidden-layer nets take the all-kinks path; it must find the walk's minimum exactly."""
+    from realdata.attacks import _all_kinks, _walk
+    from realdata.piecewise import forward_with_tangent, split_affine_prefix
+
+    torch.manual_seed(3)
+    if hidden_shape == "mlp":
+        model, shape = nn.Sequential(nn.Linear(6, 40), nn.ReLU(), nn.Linear(40, 3)).double(), (6,)
+    else:
+        model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 16, 4)).double()
+        shape = (2, 4, 4)
+    x = torch.randn((64,) + shape, dtype=torch.float64)
+    v = torch.randn((64,) + shape, dtype=torch.float64)
+    y = torch.randint(0, 3, (64,))
+    lo, hi = torch.full((64,), -2.0, dtype=torch.float64), torch.full((64,), 1.5, dtype=torch.float64)
+    hi[:5] = 0.0  # a segment cut by a box on one side
+    prefix, rest = split_affine_prefix(model)
+    with torch.no_grad():
+        z0, dz = forward_with_tangent(prefix, x, v, 1e-12, [])
+        walked, _ = _walk(rest, z0, dz, y, lo, hi, 1e-12)
+        at_once, t = _all_kinks(rest, z0, dz, y, lo, hi)
+        again = _margin(model(x + t.reshape((-1,) + (1,) * len(shape)) * v), y)
+    assert torch.allclose(at_once, walked, rtol=0, atol=1e-10)
+    assert torch.allclose(again, at_once, rtol=0, atol=1e-10) and ((lo <= t) & (t <= hi)).all()
