@@ -332,6 +332,8 @@ PAPER_METHODS = tuple(name for name, m in METHODS.items() if m.paper)
 
 #: Methods that train on a convex-relaxation upper bound, and the bound each one uses.
 CERTIFIED_METHODS = {name: m.bound for name, m in METHODS.items() if m.bound is not None}
+#: Methods whose training never sees the budget ε: a sweep over ε may train them once.
+EPS_FREE_METHODS = frozenset({"st"})
 
 
 def check_method(method: str) -> str:

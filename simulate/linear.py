@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from dataclasses import replace
 
 from realdata.cli import Parser
@@ -28,7 +29,7 @@ from realdata.synthetic import LINEAR_EPS_GRIDS, LINEAR_PRESETS, METHODS, Linear
 from realdata.train import build_threat
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
                              parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
-from simulate.training import lr_search
+from simulate.training import TrainedRuns, lr_search, training_group
 
 KIND = "linear"
 PRESETS = LINEAR_PRESETS
@@ -40,7 +41,7 @@ def train_config(config: LinearConfig):
     return from_synthetic(config)
 
 
-def run_one(config: LinearConfig, progress: bool = True, checkpoint=None):
+def run_one(config: LinearConfig, progress: bool = True, checkpoint=None, trained: TrainedRuns | None = None):
     base = train_config(config)
     dataset = load_dataset("linear", seed=config.seed, **config.data_params())
     threat = build_threat(base, dataset)  # {β e₁ : |β| ≤ ε}
@@ -51,13 +52,19 @@ def run_one(config: LinearConfig, progress: bool = True, checkpoint=None):
                         num_classes=dataset.num_classes, signal=dataset.signal, box=None,
                         batch_size=2000, progress=progress)
 
-    choice = lr_search(base, config.lrs, dataset, threat, exact, progress=progress, checkpoint_prefix=checkpoint)
+    choice = lr_search(base, config.lrs, dataset, threat, exact, progress=progress, checkpoint_prefix=checkpoint,
+                       trained=trained)
     return choice.record_parts(dataset, base)
 
 
-def run_linear(configs, out="results", force: bool = False, progress: bool = True) -> list[dict]:
-    """Run each `LinearConfig` (one record each); finished records are reused unless `force`."""
-    return run_configs(KIND, configs, run_one, out=out, force=force, progress=progress)
+def run_linear(configs, out="results", force: bool = False, progress: bool = True, jobs: int = 1) -> list[dict]:
+    """Run each `LinearConfig` (one record each); finished records are reused unless `force`.
+
+    ST trains once per learning rate for all budgets of a sweep (`TrainedRuns`); with
+    `jobs > 1` its budgets run in one worker so they still share it.
+    """
+    return run_configs(KIND, configs, partial(run_one, trained=TrainedRuns()), out=out, force=force,
+                       progress=progress, jobs=jobs, group=training_group)
 
 
 # --------------------------------------------------------------------------- report
@@ -165,7 +172,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     configs = configs_from_args(args)
     began = time.perf_counter()
-    records = run_linear(configs, out=args.out, force=args.force, progress=not args.quiet)
+    records = run_linear(configs, out=args.out, force=args.force, progress=not args.quiet, jobs=args.jobs)
     if args.json:
         print_json(records)
         return 0

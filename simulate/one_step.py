@@ -187,9 +187,9 @@ def run_one(config: OneStepConfig, progress: bool = True, checkpoint=None):
     return metrics, [], {"theta": {"theta1": theta1, "norm_rest": norm_rest}}
 
 
-def run_one_step(configs, out="results", force: bool = False, progress: bool = True) -> list[dict]:
+def run_one_step(configs, out="results", force: bool = False, progress: bool = True, jobs: int = 1) -> list[dict]:
     """Run each `OneStepConfig` (one record per seed and n); finished records are reused."""
-    return run_configs(KIND, configs, run_one, out=out, force=force, progress=progress)
+    return run_configs(KIND, configs, run_one, out=out, force=force, progress=progress, jobs=jobs)
 
 
 # --------------------------------------------------------------------------- report
@@ -282,7 +282,7 @@ def main(argv=None) -> int:
     base = OneStepConfig(eps=parse_eps(args.eps), gamma=args.gamma, d=args.d, sigma=args.sigma, a=args.a, b=args.b, eta=args.eta,
                          theta1=args.theta1, ratio=args.ratio, batches=args.batches, n_test=args.n_test)
     configs = [replace(base, n=n, seed=seed) for seed in parse_seeds(args.seeds) for n in ns]
-    records = run_one_step(configs, out=args.out, force=args.force, progress=not args.quiet)
+    records = run_one_step(configs, out=args.out, force=args.force, progress=not args.quiet, jobs=args.jobs)
     if args.json:
         print_json(records)
         return 0

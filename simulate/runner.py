@@ -11,8 +11,10 @@ import contextlib
 import dataclasses
 import glob
 import json
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
@@ -26,8 +28,11 @@ DEFAULT_OUT = Path("results")
 
 
 def run_configs(kind: str, configs, run_one: Callable, out=DEFAULT_OUT, force: bool = False,
-                progress: bool = True) -> list[dict]:
+                progress: bool = True, jobs: int = 1, group: Callable | None = None) -> list[dict]:
     """Run each config (or a single one) unless its record exists; return the records in config order.
+
+    `jobs > 1` runs the configs in that many worker processes; configs with the same
+    `group(config)` key run in one worker, in order (so a run one trains, the next may reuse).
 
     A config is a frozen dataclass whose `name` names its record file.
 
@@ -39,6 +44,8 @@ def run_configs(kind: str, configs, run_one: Callable, out=DEFAULT_OUT, force: b
     """
     records = []
     configs = [configs] if dataclasses.is_dataclass(configs) else list(configs)
+    if jobs > 1 and len(configs) > 1:
+        return _run_parallel(kind, configs, run_one, out, force, progress, jobs, group)
     bar = tqdm(configs, desc=f"simulate {kind}", unit="run", disable=not progress or len(configs) < 2,
                file=sys.stderr)
     for config in bar:
@@ -63,6 +70,25 @@ def run_configs(kind: str, configs, run_one: Callable, out=DEFAULT_OUT, force: b
                 ckpt.unlink()  # the record now holds everything the checkpoints did
             record["_path"] = str(path)
         records.append(record)
+    return records
+
+
+def _run_parallel(kind, configs, run_one, out, force, progress, jobs, group) -> list[dict]:
+    """`run_configs` over worker processes, one task per group; records come back in config order."""
+    groups: dict = {}
+    for index, config in enumerate(configs):
+        groups.setdefault(group(config) if group else index, []).append(index)
+    records: list = [None] * len(configs)
+    # spawn: a forked worker would inherit the parent's torch thread pools, which can deadlock
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        tasks = {pool.submit(run_configs, kind, [configs[i] for i in members], run_one, out, force, False): members
+                 for members in groups.values()}
+        with tqdm(total=len(configs), desc=f"simulate {kind} ({jobs} jobs)", unit="run", disable=not progress,
+                  file=sys.stderr) as bar:
+            for task in as_completed(tasks):
+                for index, record in zip(tasks[task], task.result()):
+                    records[index] = record
+                bar.update(len(tasks[task]))
     return records
 
 
@@ -93,6 +119,15 @@ def add_common_arguments(parser: argparse.ArgumentParser, seeds_default: str = "
     parser.add_argument("--json", action="store_true",
                         help="print the records as JSON on stdout instead of the table")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    parser.add_argument("--jobs", type=_jobs, default=1,
+                        help="worker processes running configurations in parallel (default 1; e.g. the number of "
+                             "idle cores)")
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--jobs takes a positive number of worker processes, got {text!r}")
+    return int(text)
 
 
 def parse_numbers(text: str, what: str) -> tuple[float, ...]:

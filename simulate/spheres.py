@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from dataclasses import replace
 
 from realdata.cli import Parser
@@ -28,7 +29,7 @@ from realdata.synthetic import METHODS, SPHERE_NORMS, SPHERES_PRESETS, SpheresCo
 from realdata.train import build_threat
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
                              parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
-from simulate.training import lr_search
+from simulate.training import TrainedRuns, lr_search, training_group
 
 KIND = "spheres"
 NORMS = SPHERE_NORMS
@@ -84,20 +85,25 @@ def _per_epoch(config: SpheresConfig, dataset, threat):
     return callback
 
 
-def run_one(config: SpheresConfig, progress: bool = True, checkpoint=None):
+def run_one(config: SpheresConfig, progress: bool = True, checkpoint=None, trained: TrainedRuns | None = None):
     base = train_config(config)
     dataset = load_dataset("spheres", seed=config.seed, **config.data_params())
     threat = build_threat(base, dataset)
     callback = _per_epoch(config, dataset, threat) if config.per_epoch else None
     final, rank = _evaluators(config, dataset, threat, progress)
     choice = lr_search(base, config.lrs, dataset, threat, final, select_fn=rank, callback=callback,
-                       progress=progress, checkpoint_prefix=checkpoint)
+                       progress=progress, checkpoint_prefix=checkpoint, trained=trained)
     return choice.record_parts(dataset, base)
 
 
-def run_spheres(configs, out="results", force: bool = False, progress: bool = True) -> list[dict]:
-    """Run each `SpheresConfig` (one record each); finished records are reused unless `force`."""
-    return run_configs(KIND, configs, run_one, out=out, force=force, progress=progress)
+def run_spheres(configs, out="results", force: bool = False, progress: bool = True, jobs: int = 1) -> list[dict]:
+    """Run each `SpheresConfig` (one record each); finished records are reused unless `force`.
+
+    ST trains once per learning rate for all budgets of a sweep (`TrainedRuns`); with
+    `jobs > 1` its budgets run in one worker so they still share it.
+    """
+    return run_configs(KIND, configs, partial(run_one, trained=TrainedRuns()), out=out, force=force,
+                       progress=progress, jobs=jobs, group=training_group)
 
 
 # --------------------------------------------------------------------------- report
@@ -208,7 +214,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     configs = configs_from_args(args)
     began = time.perf_counter()
-    records = run_spheres(configs, out=args.out, force=args.force, progress=not args.quiet)
+    records = run_spheres(configs, out=args.out, force=args.force, progress=not args.quiet, jobs=args.jobs)
     if args.json:
         print_json(records)
         return 0

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from realdata.errors import UserError
+from realdata.methods import EPS_FREE_METHODS
+from realdata.results import config_hash
 from realdata.models import build_model
 from realdata.recipes import TrainConfig
 from realdata.train import clean_error, fit
@@ -106,18 +108,50 @@ class Choice:
                                            "num_classes": dataset.num_classes}
 
 
+class TrainedRuns:
+    """Trained runs a later configuration of the same sweep may reuse.
+
+    A method whose training never sees ε (`realdata.methods.EPS_FREE_METHODS`: ST) trains
+    the same model at every budget, so an ε sweep trains it once per learning rate and
+    only evaluates it per budget.  Everything else trains afresh.
+    """
+
+    def __init__(self):
+        self._runs: dict[str, Run] = {}
+
+    @staticmethod
+    def shares_training(config) -> bool:
+        return config.method in EPS_FREE_METHODS
+
+    def get(self, config: TrainConfig, train: Callable[[], Run]) -> Run:
+        if not self.shares_training(config):
+            return train()
+        key = config_hash(replace(config, eps=0.0))  # everything but ε decides the model
+        if key not in self._runs:
+            self._runs[key] = train()
+        return self._runs[key]
+
+
+def training_group(config):
+    """`simulate.runner.run_configs`' group key: an ε-free method's budgets share one worker."""
+    return replace(config, eps=0.0) if TrainedRuns.shares_training(config) else config
+
+
 def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, select_fn: Evaluate | None = None,
-              callback=None, progress: bool = True, checkpoint_prefix=None) -> Choice:
+              callback=None, progress: bool = True, checkpoint_prefix=None, trained: TrainedRuns | None = None) -> Choice:
     """Train `base` at each lr of `lrs` and apply the rule; see the module docstring.
 
     `callback` (realdata.train's per-epoch hook) runs only while re-fitting the chosen rate
-    (without a checkpoint: resuming the finished one would skip the hook).
+    (without a checkpoint: resuming the finished one would skip the hook).  `trained`
+    reuses the runs of an ε-free method trained for another budget of the same sweep.
     """
     n = len(dataset.y_train)
+    trained = trained or TrainedRuns()
     runs = []
     for lr in lrs:
         config = replace(base, lr=float(lr))
-        runs.append(train_at_lr(config, dataset, threat, None, progress, checkpoint_path(checkpoint_prefix, config, n)))
+        runs.append(trained.get(config, lambda config=config: train_at_lr(
+            config, dataset, threat, None, progress, checkpoint_path(checkpoint_prefix, config, n))))
     if all(run.model is None for run in runs):
         raise UserError(f"{base.method} diverged at every learning rate {', '.join(map(str, lrs))} "
                         f"({runs[0].divergence}); try smaller learning rates.")

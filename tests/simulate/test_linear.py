@@ -80,3 +80,19 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
     assert [h["epoch"] for h in record["history"]] == [1, 2, 3]
     assert record["history"][0]["time_s"] == first.history[0]["time_s"]  # the resumed epoch, not a rerun
     assert not list(tmp_path.glob("*.ckpt"))
+
+
+def test_st_trains_once_for_all_budgets_and_jobs_give_the_same_records(tmp_path, monkeypatch):
+    import simulate.training as training
+
+    configs = [LinearConfig(**{**TINY.__dict__, "method": m, "eps": e}) for e in (3.0, 4.5) for m in ("st", "at")]
+    fits = []
+    real = training.train_at_lr
+    monkeypatch.setattr(training, "train_at_lr", lambda config, *a, **k: fits.append(config.method) or real(config, *a, **k))
+    serial = run_linear(configs, out=None, progress=False)
+    assert fits.count("st") == len(TINY.lrs) and fits.count("at") == 2 * len(TINY.lrs)  # ST: once per lr
+    st = [r for r in serial if r["config"]["method"] == "st"]
+    assert st[0]["lr_search"][0]["train_error"] == st[1]["lr_search"][0]["train_error"]
+    parallel = run_linear(configs, out=tmp_path, progress=False, jobs=2)
+    assert [r["name"] for r in parallel] == [r["name"] for r in serial]
+    assert [r["metrics"]["robust_error"] for r in parallel] == [r["metrics"]["robust_error"] for r in serial]
