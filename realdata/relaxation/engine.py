@@ -24,8 +24,22 @@ from realdata.relaxation.layers import Chain
 from realdata.relaxation.recipes import RECIPES
 from realdata.relaxation.relus import Spec
 
-#: elements of one chunk of per-neuron coefficients (B × neurons × widest shape on the way)
+#: elements of one chunk of per-neuron coefficients (B × neurons × widest shape on the way) on a
+#: CPU, where chunks that stay near the caches are fastest
 DEFAULT_BUDGET = 1 << 24
+#: on a GPU: chunk tensors alive at once in a backward pass (coefficients, their product with a
+#: layer, the relaxation's terms, both sides), with margin — an estimate, not yet measured on a GPU
+LIVE_CHUNKS = 8
+
+
+def chunk_budget(x: torch.Tensor) -> int:
+    """Elements per chunk for inputs `x`: on a GPU from its free memory (one chunk per pass
+    uses it in a few large kernels instead of ~1,800 small ones for the paper ResNet at batch
+    256); elsewhere `DEFAULT_BUDGET`."""
+    if x.device.type != "cuda":
+        return DEFAULT_BUDGET
+    free, _ = torch.cuda.mem_get_info(x.device)
+    return max(DEFAULT_BUDGET // 16, free // (x.element_size() * LIVE_CHUNKS))
 #: time per multiply-add of COAP's forward pass relative to the backward pass (measured, see _use_forward)
 FORWARD_OVERHEAD = 1.5
 
@@ -144,7 +158,7 @@ class Engine:
         lows, ups = [], []
         if patches.applicable(chain, self.threat, self.x):
             m = _numel(shape)
-            chunk = self.chunk_size or max(1, DEFAULT_BUDGET // (B * patches.patch_size(chain, self.x)))
+            chunk = self.chunk_size or max(1, chunk_budget(self.x) // (B * patches.patch_size(chain, self.x)))
             for start in range(0, m, chunk):
                 rows = torch.arange(start, min(m, start + chunk), device=self.x.device)
                 spec = Spec(k, start, start + len(rows))
@@ -170,7 +184,7 @@ class Engine:
         """(Spec, identity rows [1, n, *shape]) for chunks of the neurons of ReLU layer k."""
         shape = self.graph.relu_shapes[k]
         m = _numel(shape)
-        chunk = self.chunk_size or max(1, DEFAULT_BUDGET // (batch * self._widest(k)))
+        chunk = self.chunk_size or max(1, chunk_budget(self.x) // (batch * self._widest(k)))
         for start in range(0, m, chunk):
             n = min(chunk, m - start)
             rows = torch.zeros(1, n, m, dtype=self.x.dtype, device=self.x.device)

@@ -141,6 +141,21 @@ def test_line_search_gives_the_same_answer_in_chunks(monkeypatch):
     assert torch.equal(line_search(model, x, y, threat), whole)
 
 
+def test_line_search_walks_a_float32_model_in_float64_without_copying_it(monkeypatch):
+    import copy
+
+    model, g = _random_mlp(6, hidden=24, seed=4), torch.Generator().manual_seed(4)
+    x, y = torch.randn(20, 6, generator=g), torch.randint(0, 3, (20,), generator=g)
+    threat = Directions(1.0, random_directions(2, (6,), seed=4))
+    walked64 = line_search(copy.deepcopy(model).double(), x.double(), y, threat).float()
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("the line search deep-copied the model")
+    monkeypatch.setattr(copy, "deepcopy", no_copy)  # once per training step in AT before
+    assert torch.equal(line_search(model, x, y, threat), walked64)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
 def test_line_search_finds_the_theorem_worst_case():
     """One neuron along e₁: the worst case of y·f over |β| ≤ ε is at β = −yε (the closed form)."""
     from realdata.models import one_neuron
