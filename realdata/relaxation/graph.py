@@ -57,7 +57,9 @@ def _normalize(module, path, x, y):
 def _batchnorm(module, path, x, y):
     """Eval mode: the running statistics, an exact affine map.  Train mode: the statistics of
     the clean batch `x`, as IBP training with BatchNorm uses them (Shi et al. 2021; gradients
-    flow through them as through the model's own forward pass)."""
+    flow through them as through the model's own forward pass).  The probe that takes them is
+    the model's own training-mode forward pass, so it moves the running statistics once, as
+    auto_LiRPA's bounded forward does: a method that trains on bounds alone keeps them current."""
     if _batch_statistics(module):
         dims = [0] + list(range(2, x.dim()))
         mean, var = x.mean(dims), x.var(dims, unbiased=False)
@@ -99,9 +101,6 @@ SUPPORTED = ("Linear, Conv2d, AvgPool2d, BatchNorm1d/2d, ReLU, Flatten, Identity
 def _module_output(module, x, batch: bool):
     # the probe needs no graph unless BatchNorm statistics are taken from it
     with torch.set_grad_enabled(batch and torch.is_grad_enabled()):
-        if _batch_statistics(module):
-            # the batch's own statistics, without touching the running ones
-            return nn.functional.batch_norm(x, None, None, module.weight, module.bias, True, 0.0, module.eps)
         return module(x)
 
 

@@ -113,28 +113,33 @@ def test_patches_equal_the_dense_pass_through_batchnorm_and_pooling(method, monk
 
 def test_train_mode_batchnorm_uses_the_clean_batch_statistics():
     """In train mode the bounds are those of the net whose BatchNorm holds the clean batch's
-    statistics; the running statistics are left alone and the gradients reach the BN weights."""
+    statistics; computing them is one training-mode forward pass of the model (the running
+    statistics move as model(x) moves them), and the gradients reach the BN weights."""
     model = bn_cnn(3, pool=False).train()
-    x, y = _batch((3, 16, 16), 5, n=6)
-    twin = copy.deepcopy(model).eval()
-    with torch.no_grad():
-        h = x
-        for m, t in zip(model, twin):
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                dims = [0] + list(range(2, h.dim()))
-                t.running_mean.copy_(h.mean(dims))
-                t.running_var.copy_(h.var(dims, unbiased=False))
-            if not isinstance(m, nn.Dropout):
-                h = m(h)
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.eval()  # training-mode dropout has no bounds
-    before = [m.running_mean.clone() for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    x, y = _batch((3, 16, 16), 5, n=6)
+    reference = copy.deepcopy(model)
+    with torch.no_grad():
+        reference(x)  # the running statistics one training step's forward pass leaves
+    twin = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        h = x
+        for t in twin:
+            if isinstance(t, nn.modules.batchnorm._BatchNorm):
+                dims = [0] + list(range(2, h.dim()))
+                t.running_mean.copy_(h.mean(dims))
+                t.running_var.copy_(h.var(dims, unbiased=False))
+            h = t(h)
+    first = margin_lower_bounds(model, x, y, Linf(0.02), "crown")
+    norms = [(m, r) for m, r in zip(model.modules(), reference.modules()) if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert all(torch.equal(m.running_mean, r.running_mean) and torch.equal(m.running_var, r.running_var)
+               and m.num_batches_tracked == r.num_batches_tracked for m, r in norms)
     for method in BOUND_METHODS:
         a = margin_lower_bounds(model, x, y, Linf(0.02), method)
         assert torch.allclose(a, margin_lower_bounds(twin, x, y, Linf(0.02), method), atol=1e-10), method
-    after = [m.running_mean for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert all(torch.equal(b, c) for b, c in zip(before, after))
+    assert torch.equal(first, margin_lower_bounds(model, x, y, Linf(0.02), "crown"))
     a.sum().backward()
     assert model[1].weight.grad is not None and model[1].weight.grad.abs().sum() > 0
 
