@@ -24,6 +24,9 @@ from realdata.streams import generator
 from realdata.threats import Threat
 
 DEFAULT_BATCH_SIZE = 256
+#: The bounds that relax every layer linearly; neither dominates the other (CROWN's adaptive
+#: slopes against COAP's parallel ones), so the tightest certificate is the per-point best of both.
+TIGHTEST_BOUNDS = ("crown", "coap")
 
 
 def accuracy_discrepancy(per_class_errors, error: float) -> float:
@@ -64,16 +67,16 @@ def _model_device(model) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def _check_inputs(model, x, y, threat, attack, bound, num_classes, batch_size, box):
+def _check_inputs(model, x, y, threat, attack, bounds, num_classes, batch_size, box):
     if x.shape[0] == 0:
         raise UserError("the split to evaluate is empty; check train_size/test_size or the data directory.")
     if attack not in ATTACKS:
         raise UserError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}.")
     if int(batch_size) < 1:
         raise UserError(f"the batch size must be at least 1, got {batch_size}.")
-    if bound is not None:
-        from realdata.bounds import BOUND_METHODS
+    from realdata.bounds import BOUND_METHODS
 
+    for bound in bounds:
         if bound not in BOUND_METHODS:
             raise UserError(f"unknown bound method {bound!r}; choose one of {', '.join(BOUND_METHODS)} (or None).")
     check_attack_input(model, x[:1].to(_model_device(model)), y[:1].to(_model_device(model)), threat, box)
@@ -124,14 +127,27 @@ def _error(wrong: torch.Tensor) -> float:
     return wrong.double().mean().item()
 
 
-def _evaluate_batch(model, x, y, threat, attack, bound, signal, box, attack_options) -> dict:
+def _evaluate_batch(model, x, y, threat, attack, bound, signal, box, attack_options, also_bounds=()) -> dict:
     """Every per-point result of one batch, as CPU tensors (what the processes gather)."""
     ok, broken, cos = _attack_batch(model, x, y, threat, attack, signal, box, attack_options)
     out = {"correct": ok.cpu(), "broken": broken.cpu(), "cosines": cos, "certified": None, "unstable": 0, "units": 0}
     if bound is not None:
         cert, out["unstable"], out["units"] = _certify(model, x, y, threat, bound)
         out["certified"] = cert.cpu()
+        out["also"] = {other: _certify(model, x, y, threat, other)[0].cpu() for other in also_bounds}
     return out
+
+
+def _best_of(certified: torch.Tensor, parts: list, also_bounds) -> dict:
+    """Certified error under each extra bound and under the per-point best of all (nothing without extras)."""
+    if not also_bounds:
+        return {}
+    any_certified, by_bound = certified.clone(), {}
+    for name in also_bounds:
+        cert = torch.cat([p["also"][name] for p in parts])
+        by_bound[name] = _error(~cert)
+        any_certified |= cert
+    return {"certified_error_by_bound": by_bound, "certified_error_best": _error(~any_certified)}
 
 
 def _batch_options(attack_options: dict, attack_seed, start: int, device) -> dict:
@@ -145,12 +161,14 @@ def _batch_options(attack_options: dict, attack_seed, start: int, device) -> dic
 def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | None = "coap",
              num_classes: int | None = None, signal=None, box=None, batch_size: int = DEFAULT_BATCH_SIZE,
              device=None, progress: bool = True, context: Context | None = None, attack_seed: int | None = None,
-             **attack_options) -> dict:
+             also_bounds=(), **attack_options) -> dict:
     """Evaluate `model` on (x, y) under `threat`; see docs/ARCHITECTURE.md for the keys returned.
 
     `signal(x, y)` gives the unit signal direction of each point (or is None);
-    `bound=None` skips the certified error and unstable fraction.  The model is
-    evaluated in eval mode on `device` (default: where its parameters are).
+    `bound=None` skips the certified error and unstable fraction.  `also_bounds` certifies
+    with more bound methods: every bound is sound, so a point certified by any of them is
+    certified, and `certified_error_best` counts the points none of them certifies.  The
+    model is evaluated in eval mode on `device` (default: where its parameters are).
 
     `context` (a `realdata.distributed.Context`, under torchrun): every process evaluates one
     batch per round and the per-point results are gathered after each round, so every process
@@ -166,7 +184,9 @@ def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | Non
     # evaluate a copy so the caller's model keeps its device and train/eval mode
     model = copy.deepcopy(model).to(device).eval()
     threat = threat.to(device)
-    outputs = _check_inputs(model, x, y, threat, attack, bound, num_classes, batch_size, box)
+    also_bounds = [b for b in dict.fromkeys(also_bounds) if b != bound] if bound is not None else []
+    outputs = _check_inputs(model, x, y, threat, attack, [b for b in (bound, *also_bounds) if b is not None],
+                            num_classes, batch_size, box)
     num_classes = outputs if num_classes is None else num_classes
 
     parts = []
@@ -177,7 +197,7 @@ def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | Non
         if start < x.shape[0]:
             xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
             mine = _evaluate_batch(model, xb, yb, threat, attack, bound, signal, box,
-                                   _batch_options(attack_options, attack_seed, start, device))
+                                   _batch_options(attack_options, attack_seed, start, device), also_bounds)
         parts += [part for part in ctx.gather(mine) if part is not None]  # rank order = point order
 
     correct, broken = torch.cat([p["correct"] for p in parts]), torch.cat([p["broken"] for p in parts])
@@ -202,6 +222,7 @@ def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | Non
         "attack": attack,
         "certified_error": _error(~certified) if bound is not None else None,
         "bound": bound,
+        **(_best_of(certified, parts, also_bounds) if bound is not None else {}),
         "per_class_standard_error": per_class_standard,
         "per_class_robust_error": per_class_robust,
         "acc_disc": accuracy_discrepancy(per_class_standard, standard_error),

@@ -96,6 +96,8 @@ class TrainConfig:
     eval_steps: int = _f(100, "evaluation attack iterations")
     eval_restarts: int = _f(1, "evaluation attack restarts")
     eval_bound: str = _f("coap", "bound for the certified error ('none' skips it)", choices=EVAL_BOUNDS)
+    eval_tightest: bool = _f(True, "also certify with the bounds that relax every layer (crown, coap) and record "
+                                   "the error of the per-point best of all as certified_error_best")
 
     def __post_init__(self):
         self._canonicalise()

@@ -27,7 +27,7 @@ from realdata.threats import NORMS
 from realdata.train import summary_line, train
 
 #: metrics shown in the table, in this order, with their column titles
-COLUMNS = (("standard_error", "standard"), ("robust_error", "robust"), ("certified_error", "certified"),
+COLUMNS = (("standard_error", "standard"), ("robust_error", "robust"), ("certified_error", "certified"), ("certified_error_best", "cert-best"),
            ("acc_disc", "acc-disc"), ("robust_acc_disc", "rob-acc-disc"), ("unstable_fraction", "unstable"))
 
 

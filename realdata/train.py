@@ -268,7 +268,7 @@ def evaluate_model(config: TrainConfig, dataset, model: nn.Module, threat: Threa
                    context: distributed.Context | None = None) -> dict:
     """realdata.evaluate on the test set with the configuration's attack and bound; under
     torchrun every process evaluates its share of each round and all get the whole result."""
-    from realdata.evaluate import evaluate
+    from realdata.evaluate import TIGHTEST_BOUNDS, evaluate
 
     # streams of their own (one per batch, see evaluate): the evaluation's random starts
     # depend neither on how training went nor on the number of processes
@@ -280,7 +280,8 @@ def evaluate_model(config: TrainConfig, dataset, model: nn.Module, threat: Threa
     return evaluate(model, dataset.x_test, dataset.y_test, threat, attack=config.eval_attack,
                     bound=None if config.eval_bound == "none" else config.eval_bound,
                     num_classes=dataset.num_classes, signal=dataset.signal if dataset.signal_fn else None,
-                    box=dataset.box, device=device, progress=progress, context=context, **options)
+                    box=dataset.box, device=device, progress=progress, context=context,
+                    also_bounds=TIGHTEST_BOUNDS if config.eval_tightest else (), **options)
 
 
 def diverged_metrics(config: TrainConfig, model: nn.Module, dataset, device) -> dict:
@@ -383,7 +384,9 @@ def summary_line(record: dict) -> str:
 
     return (f"{c['dataset']} {c['method']} {c['norm']} eps={c['eps']:.4g} seed={c['seed']}: "
             f"standard error {pct('standard_error')}, robust error {pct('robust_error')} ({m.get('attack')}), "
-            f"certified error {pct('certified_error')} ({m.get('bound')}), acc-disc {m.get('acc_disc', float('nan')):.3f}, "
+            f"certified error {pct('certified_error')} ({m.get('bound')}"
+            + (f"; best of all {pct('certified_error_best')}" if m.get("certified_error_best") is not None else "")
+            + f"), acc-disc {m.get('acc_disc', float('nan')):.3f}, "
             f"{record['wall_time_s']:.0f}s")
 
 

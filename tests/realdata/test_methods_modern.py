@@ -207,3 +207,24 @@ def test_train_and_sweep_command_lines_take_the_new_flags(tmp_path, capsys):
                         ("--init", "xavier"), ("--attack-eps-factor", "0")):
         with pytest.raises(UserError):
             train.main(common + ["--method", "mtl-ibp", "--eps", "0.2", flag, value, "--print-config"])
+
+
+def test_evaluation_records_the_own_bound_and_the_per_point_best():
+    from realdata.bounds import Bounds, certified
+    from realdata.evaluate import TIGHTEST_BOUNDS, evaluate
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 3))
+    x, threat = torch.rand(200, 4), Linf(0.3)
+    y = net(x).argmax(1)  # every point correct, so the certificates decide
+    m = evaluate(net, x, y, threat, attack="pgd", bound="ibp", also_bounds=TIGHTEST_BOUNDS, progress=False, steps=5)
+    each = {b: certified(Bounds(net, x, threat, b).margins(y), y) for b in ("ibp", *TIGHTEST_BOUNDS)}
+    assert m["certified_error"] == pytest.approx(1 - each["ibp"].double().mean().item())
+    assert m["certified_error_by_bound"] == pytest.approx({b: 1 - each[b].double().mean().item() for b in TIGHTEST_BOUNDS})
+    union = each["ibp"] | each["crown"] | each["coap"]
+    assert m["certified_error_best"] == pytest.approx(1 - union.double().mean().item())
+    assert m["certified_error_best"] < m["certified_error"]  # the tighter bounds certify more than IBP here
+    plain = evaluate(net, x, y, threat, attack="pgd", bound="ibp", progress=False, steps=5)
+    assert "certified_error_best" not in plain
+    with pytest.raises(UserError, match="unknown bound method"):
+        evaluate(net, x, y, threat, bound="ibp", also_bounds=("beta-crown",), progress=False)
