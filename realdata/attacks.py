@@ -51,8 +51,14 @@ def check_attack_input(model, x: torch.Tensor, y: torch.Tensor, threat: Threat, 
         raise UserError(f"expected one label per input: {x.shape[0]} inputs but labels of shape {tuple(y.shape)}.")
     threat.check_input(x)
     check_box(x, box)
-    with torch.no_grad():
-        out = model(x[:1])
+    # one probe in eval mode: BatchNorm in training mode refuses a single input, and would
+    # fold it into its running statistics
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            out = model.eval()(x[:1])
+    finally:
+        model.train(was_training)
     if out.dim() != 2:
         raise UserError(f"the model must return logits of shape [batch, classes], got {tuple(out.shape)}.")
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= out.shape[1]):
