@@ -114,4 +114,4 @@ def test_a_method_trains_and_evaluates_on_it_from_the_command_line(tin, tmp_path
                        "--train-size", "6", "--test-size", "4", "--batch-size", "3", "--eval-steps", "2",
                        "--width", "0.25", "--quiet", "--out", str(tmp_path / "out")]) == 0
     line = capsys.readouterr().out
-    assert line.startswith("tiny-imagenet mtl-ibp linf eps=0.003922") and "(ibp)" in line
+    assert line.startswith("tiny-imagenet mtl-ibp linf eps=0.003922") and "(ibp; best of all" in line
