@@ -29,6 +29,8 @@ from realdata.train import summary_line, train
 #: metrics shown in the table, in this order, with their column titles
 COLUMNS = (("standard_error", "standard"), ("robust_error", "robust"), ("certified_error", "certified"), ("certified_error_best", "cert-best"),
            ("acc_disc", "acc-disc"), ("robust_acc_disc", "rob-acc-disc"), ("unstable_fraction", "unstable"))
+#: metrics also shown as the difference to AT's mean in the same (dataset, norm, ε) cell
+GAPS = (("standard_error", "std-gap"), ("robust_error", "rob-gap"))
 
 
 def grid_configs(dataset: str, methods, eps_values, seeds, *, norm: str = "l2", recipe: str = "quick",
@@ -80,6 +82,15 @@ def _fmt(values) -> str:
     return f"{statistics.mean(values):.3f}±{statistics.stdev(values):.3f}"
 
 
+def _gap(recs, at_recs, key) -> str:
+    """Mean of `key` over `recs` minus AT's mean in the same cell (blank without healthy AT runs)."""
+    ours = [r["metrics"].get(key) for r in recs if r["metrics"].get(key) is not None]
+    theirs = [r["metrics"].get(key) for r in at_recs if r["metrics"].get(key) is not None]
+    if not ours or not theirs:
+        return ""
+    return f"{statistics.mean(ours) - statistics.mean(theirs):+.3f}"
+
+
 def run_label(record) -> str:
     c = record["config"]
     return f"{c['dataset']} {c['method']} {c['norm']} eps={c['eps']:.4g} seed={c['seed']}"
@@ -99,15 +110,17 @@ def format_table(records) -> str:
             flagged.append((key, rec))
         else:
             groups[key].append(rec)
-    header = ["dataset", "method", "norm", "eps", "seeds"] + [title for _, title in COLUMNS] + ["flags"]
+    header = ["dataset", "method", "norm", "eps", "seeds"] + [t for _, t in COLUMNS] + [t for _, t in GAPS] + ["flags"]
     rows = [header]
     for key, recs in groups.items():
         dataset, method, norm, eps = key
         if recs:
+            at = groups.get((dataset, "at", norm, eps)) or []
             rows.append([dataset, method, norm, f"{eps:.4g}", str(len(recs))]
-                        + [_fmt([r["metrics"].get(k) for r in recs]) for k, _ in COLUMNS] + [""])
+                        + [_fmt([r["metrics"].get(k) for r in recs]) for k, _ in COLUMNS]
+                        + [_gap(recs, at, k) for k, _ in GAPS] + [""])
         rows += [[dataset, method, norm, f"{eps:.4g}", f"seed={rec['seed']}"]
-                 + [_fmt([rec["metrics"].get(k)]) for k, _ in COLUMNS] + [record_health(rec)]
+                 + [_fmt([rec["metrics"].get(k)]) for k, _ in COLUMNS] + ["" for _ in GAPS] + [record_health(rec)]
                  for fkey, rec in flagged if fkey == key]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

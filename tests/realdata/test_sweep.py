@@ -85,3 +85,16 @@ def test_table_of_only_collapsed_runs_has_no_mean_row():
              "num_classes": 10, "metrics": {"standard_error": 0.9, "train_error": 0.9}}]
     lines = format_table(recs).splitlines()
     assert len(lines) == 3 and lines[1].split()[-1] == "collapsed" and lines[2].startswith("warning: 1 run ")
+
+
+def test_table_shows_each_methods_gap_to_at_in_the_same_cell():
+    def rec(method, eps, std, rob):
+        return {"config": {"dataset": "d", "method": method, "norm": "l2", "eps": eps},
+                "metrics": {"standard_error": std, "robust_error": rob}}
+
+    table = format_table([rec("at", 0.5, 0.2, 0.4), rec("sabr", 0.5, 0.25, 0.55), rec("sabr", 1.0, 0.3, 0.7)])
+    header, at, sabr, other = (line.split() for line in table.splitlines())
+    gaps = header.index("std-gap"), header.index("rob-gap")
+    assert [at[i] for i in gaps] == ["+0.000", "+0.000"]
+    assert [sabr[i] for i in gaps] == ["+0.050", "+0.150"]
+    assert len(other) == gaps[0]  # no AT at ε = 1: the gap (and flag) columns stay blank
