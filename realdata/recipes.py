@@ -246,26 +246,13 @@ _modern_family(_modern_cifar, {
 })
 
 # Paper, Tiny ImageNet (PAPER.md §4 names it as optional and gives no recipe): the paper's methods
-# run their CIFAR-10 recipes (everything but the method's own published values INFERRED), at
-# ℓ∞ 1/255 as CTBench.  Since the paper (CTBench's setting, ℓ∞ 1/255 on CNN7): FAST-IBP from Shi et
+# run their CIFAR-10 recipes, at ℓ∞ 1/255 as CTBench; the architecture is INFERRED.  Since the paper (CTBench's setting, ℓ∞ 1/255 on CNN7): FAST-IBP from Shi et
 # al.'s README (start=2,length=20, 80 epochs, decay at 61, 71, λ = 0.2, batch 128 = 2 × 64 accumulated),
 # MTL-IBP and CC-IBP from expressive-losses' (α = 0.01, L1 5e-5, λ = 0.2, 160 epochs, decay at 120, 140,
 # one attack step), SABR from its README (λ = 0.4, L1 1e-6, 180 epochs, decay at 140, 160).
-_tin = replace(_cifar, dataset="tiny-imagenet", norm="linf", eps=1 / 255)
-_add("paper", _tin, "st", {"arch", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-                           "lr_milestones"})
-_add("paper", _tin, "at", {"arch", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-                           "lr_milestones"})
-_certified_family(
-    "paper", _tin,
-    coap=dict(batch_size=50, epochs=60, eps_start=0.001, ramp_epochs=20, lr_milestones=(30, 40, 50), lr_gamma=0.5,
-              grad_clip=1.0, proj=50),
-    crown=dict(epochs=2000, optimizer="adam", lr=5e-4, batch_size=256, weight_decay=0.0, warmup_epochs=100,
-               ramp_epochs=800, lr_milestones=(1400, 1700), lr_gamma=0.1, kappa_start=1.0, kappa_end=0.0),
-    inferred_coap={"arch", "batch_size", "epochs", "eps_start", "ramp_epochs", "lr_milestones", "lr_gamma",
-                   "grad_clip", "proj"},
-    inferred_crown={"arch", "epochs", "batch_size", "warmup_epochs", "ramp_epochs", "lr_milestones", "weight_decay",
-                    "kappa_start", "kappa_end"})
+for _method in ("st", "at", "coap", "crown-ibp", "ibp", "crown"):
+    _add("paper", replace(RECIPES["paper"][("cifar10", _method)], dataset="tiny-imagenet", norm="linf", eps=1 / 255),
+         _method, INFERRED[("paper", "cifar10", _method)] | {"arch"})
 _modern_tin = replace(_modern_cifar, dataset="tiny-imagenet", eps=1 / 255, reg_lambda=0.2)
 _modern_family(_modern_tin, {
     "fast-ibp": (dict(epochs=80, lr_milestones=(61, 71), ramp_epochs=20.0), ()),
