@@ -11,7 +11,7 @@ CPU scale (the quick variants) are this toolkit's, not the papers'.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import ClassVar
 
 from realdata.errors import UserError, parse_eps
@@ -249,8 +249,8 @@ def preset_help(presets: dict) -> str:
     default = presets[names[0]]
     parts = [f"{names[0]}: the defaults"]
     for name in names[1:]:
-        changed = [f"{f}={text(getattr(presets[name], f))}" for f in default.__dataclass_fields__
-                   if f != "preset" and getattr(presets[name], f) != getattr(default, f)]
+        changed = [f"{f.name}={text(getattr(presets[name], f.name))}" for f in fields(default)
+                   if f.name != "preset" and getattr(presets[name], f.name) != getattr(default, f.name)]
         parts.append(f"{name}: {', '.join(changed) or 'the defaults'}")
     return "; ".join(parts)
 
@@ -259,3 +259,42 @@ def text(value) -> str:
     if isinstance(value, tuple):
         return ",".join(text(v) for v in value)
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# --------------------------------------------------------------------------- the 2023 figure set
+
+@dataclass(frozen=True)
+class FigureGrid:
+    """One figure of the 2023 paper: a spheres preset varied along one axis, every method, 5 seeds.
+
+    COAP's runs record per-epoch values (`per_epoch`), whose unstable fractions summed over
+    epochs are the paper's Σ_t UnstNeur(f_θt) bars; the other methods need only the end point.
+    """
+
+    title: str
+    base: SpheresConfig
+    axis: str                 # the SpheresConfig field the figure varies
+    values: tuple
+    methods: tuple = METHODS
+    seeds: tuple = (0, 1, 2, 3, 4)  # the paper's 5 runs
+
+    def configs(self, seeds=None) -> list:
+        seeds = self.seeds if seeds is None else seeds
+        return [replace(self.base, method=m, per_epoch=m == "coap", seed=s, **{self.axis: v})
+                for s in seeds for v in self.values for m in self.methods]
+
+
+_ROOT10 = 10 ** 0.5
+FIGURES_2023 = {
+    "2023-l2": FigureGrid("ℓ2 budgets", SPHERES_PRESETS["2023"], "eps", (1.0, 2.0, 3.0, 4.0)),
+    "2023-k": FigureGrid("k signal-aligned directions at ε = 5",
+                         replace(SPHERES_PRESETS["2023"], norm="directions", k=1, eps=5.0), "k", tuple(range(1, 11))),
+    "2023-margin": FigureGrid("margin ablation 1/γ ∈ {1/30, 1/24, 1/20} at ℓ2 ε = 4",
+                              replace(SPHERES_PRESETS["2023"], eps=4.0), "margin", (30.0, 24.0, 20.0)),
+    "2023-linf": FigureGrid("ℓ∞ budgets {1, 2, 2.5, 3}/√10", replace(SPHERES_PRESETS["2023"], norm="linf"), "eps",
+                            tuple(v / _ROOT10 for v in (1.0, 2.0, 2.5, 3.0))),
+    # the ℓ∞ margin ablation at its largest budget, as the ℓ2 one is at its largest (INFERRED)
+    "2023-linf-margin": FigureGrid("ℓ∞ margin ablation at ε = 3/√10",
+                                   replace(SPHERES_PRESETS["2023"], norm="linf", eps=3.0 / _ROOT10), "margin",
+                                   (30.0, 24.0, 20.0)),
+}

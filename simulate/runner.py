@@ -108,10 +108,10 @@ def _flush_denormals():
         torch.set_flush_denormal(False)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, seeds_default: str = "0") -> None:
-    """The flags every simulate command shares."""
-    parser.add_argument("--seeds", default=seeds_default,
-                        help=f"comma-separated seeds, one run (record) per seed (default: {seeds_default})")
+def add_common_arguments(parser: argparse.ArgumentParser, seeds_default: str = "0", seeds_note: str = "") -> None:
+    """The flags every simulate command shares; `seeds_note` qualifies the seeds' default."""
+    parser.add_argument("--seeds", default=None if seeds_note else seeds_default,
+                        help=f"comma-separated seeds, one run (record) per seed (default: {seeds_default}{seeds_note})")
     parser.add_argument("--out", default=str(DEFAULT_OUT),
                         help=f"directory for the result records (default: {DEFAULT_OUT}/)")
     parser.add_argument("--force", action="store_true",

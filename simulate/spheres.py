@@ -25,10 +25,11 @@ from realdata.data import load_dataset
 from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.evaluate import evaluate
 from realdata.recipes import from_synthetic
-from realdata.synthetic import METHODS, SPHERE_NORMS, SPHERES_PRESETS, SpheresConfig, text, preset_help
+from realdata.synthetic import FIGURES_2023, METHODS, SPHERE_NORMS, SPHERES_PRESETS, SpheresConfig, text, preset_help
 from realdata.train import build_threat
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
                              parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
+from simulate.paper2023 import figure_table
 from simulate.training import TrainedRuns, lr_search, training_group
 
 KIND = "spheres"
@@ -152,7 +153,7 @@ def build_parser() -> Parser:
                    help=f"budget(s) ε, comma-separated, e.g. 0.5 or 0.1,0.5,1.0 (default: the preset's, {d.eps:g} for 2022)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated methods from {', '.join(METHODS)} "
                                                                  f"(default: all)")
-    p.add_argument("--norm", choices=NORMS, default="l2", help="threat model: the l2 or linf ball (default l2)")
+    p.add_argument("--norm", choices=NORMS, default=None, help="threat model: the l2 or linf ball (default l2)")
     p.add_argument("--k", type=int, default=None,
                    help="instead of a norm ball, the signal-aligned set of K random orthonormal directions "
                         "(2023; union of segments, convex hull the l1 ball in their span), fixed per seed; robust "
@@ -176,13 +177,21 @@ def build_parser() -> Parser:
                         "and the radial signal, their fraction of unstable ReLUs (COAP bounds), and the robust error "
                         f"on the first {d.per_epoch_test} test points (the poster's 'large eps' plots); costs one short attack per "
                         "epoch")
-    add_common_arguments(p)
+    p.add_argument("--figure", choices=tuple(FIGURES_2023), default=None,
+                   help="run one figure of the 2023 paper and print its table (mean ± standard error over seeds; "
+                        "COAP's per-epoch Σ_t unstable fraction): " + "; ".join(
+                            f"{name}: {g.title}" for name, g in FIGURES_2023.items())
+                        + ". Fixes the threat, budgets and radii; the run-size flags (--epochs, --n-test, --lrs, "
+                          "...) still apply. Draw it with python -m figures.paper2023")
+    add_common_arguments(p, seeds_note="; with --figure the paper's 5 runs, 0,1,2,3,4")
     return p
 
 
 def configs_from_args(args) -> list[SpheresConfig]:
+    if args.figure is not None:
+        return figure_configs(args)
     base = PRESETS[args.preset]
-    changes = {"norm": args.norm}
+    changes = {"norm": args.norm or base.norm}
     if args.k is not None:
         changes.update(norm="directions", k=args.k)
     if args.radii is not None:
@@ -196,18 +205,37 @@ def configs_from_args(args) -> list[SpheresConfig]:
         if not args.margin > 0:
             raise UserError(f"--margin must be positive (the outer radius must exceed the inner one), got {args.margin}.")
         changes["margin"] = args.margin
-    sizes = positive_overrides(args, ("d", "n", "n_test", "epochs", "batch_size", "eval_steps", "eval_restarts",
-                                      "rank_restarts"))
-    if "rank_restarts" in sizes:
-        sizes["select_restarts"] = sizes.pop("rank_restarts")
-    changes.update(sizes)
-    if args.lrs is not None:
-        changes["lrs"] = parse_numbers(args.lrs, "--lrs")
+    changes.update(_run_sizes(args))
     changes["per_epoch"] = args.per_epoch
     base = replace(base, **changes)
     eps_values = parse_list(args.eps, parse_eps) if args.eps is not None else [base.eps]
     methods = parse_methods(args.methods, METHODS)
-    return [replace(base, method=m, eps=e, seed=s) for s in parse_seeds(args.seeds) for e in eps_values for m in methods]
+    return [replace(base, method=m, eps=e, seed=s) for s in parse_seeds(args.seeds or "0") for e in eps_values
+            for m in methods]
+
+
+def _run_sizes(args) -> dict:
+    """The flags that size a run (not its setting): they apply to a --figure grid too."""
+    sizes = positive_overrides(args, ("d", "n", "n_test", "epochs", "batch_size", "eval_steps", "eval_restarts",
+                                      "rank_restarts"))
+    if "rank_restarts" in sizes:
+        sizes["select_restarts"] = sizes.pop("rank_restarts")
+    if args.lrs is not None:
+        sizes["lrs"] = parse_numbers(args.lrs, "--lrs")
+    return sizes
+
+
+def figure_configs(args) -> list[SpheresConfig]:
+    """A 2023 figure's grid (`realdata.synthetic.FIGURES_2023`), sized by the run-size flags."""
+    given = [flag for flag, value in (("--eps", args.eps), ("--k", args.k), ("--norm", args.norm),
+                                      ("--margin", args.margin), ("--radii", args.radii)) if value is not None]
+    if given:
+        raise UserError(f"--figure {args.figure} fixes the threat, budgets and radii; drop {', '.join(given)}.")
+    grid = FIGURES_2023[args.figure]
+    methods = parse_methods(args.methods, METHODS)
+    sizes = _run_sizes(args)
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else grid.seeds
+    return [replace(c, **sizes) for c in grid.configs(seeds) if c.method in methods]
 
 
 def main(argv=None) -> int:
@@ -219,6 +247,12 @@ def main(argv=None) -> int:
         print_json(records)
         return 0
     c = configs[0]
+    if args.figure is not None:
+        grid = FIGURES_2023[args.figure]
+        print_lr_report(records, f"2023 figure {args.figure} ({grid.title}): spheres d={c.d}, n={c.n}, R0={c.r0:g}, "
+                                 f"{c.epochs} epochs, {c.n_test} test points; mean ± standard error over seeds",
+                        [figure_table(records, args.figure)], args.out, began)
+        return 0
     print_lr_report(records, f"concentric spheres, preset {c.preset}: d={c.d}, n={c.n}, radii {c.r0:g} and "
                              f"{c.r0 + c.margin:g}, {c.n_test} test points, {c.eval_attack} evaluation; errors in % of "
                              "the test set, learning rate by the rule", [table(records)], args.out, began)
