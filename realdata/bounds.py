@@ -1,4 +1,4 @@
-"""Certified bounds for ReLU networks: IBP, CROWN, CROWN-IBP and COAP.
+"""Certified bounds for ReLU networks: IBP, CROWN, CROWN-IBP, COAP and α-CROWN.
 
 The public front of the bounds engine (`realdata.relaxation`).  All methods run
 on one linear-relaxation engine — a recipe (`relaxation/recipes.py`) naming where
@@ -29,6 +29,10 @@ Options (keyword arguments of `Bounds` and every function):
   in patches behind convolutions, as CROWN's are) or ``"auto"`` (the cheaper by a
   count of multiply-adds; the default).  Both give the same bounds up to
   rounding; projections always run forward.
+* ``iterations`` — alpha-crown: bound evaluations of the slope optimisation (default
+  20; 1 gives CROWN).  Each but the last is followed by one projected Adam step.
+* ``step_size`` — alpha-crown: Adam's step size on the slopes (default 0.5, decayed
+  by 0.98 per step), as auto_LiRPA's optimised CROWN.
 
 Everything is device- and dtype-agnostic: the bounds follow the inputs and the
 model (float32 or float64, CPU or CUDA).  Every computation of `Bounds` runs under
@@ -51,9 +55,11 @@ from realdata.threats import Threat
 BOUND_METHODS = tuple(RECIPES)
 
 _DIRECTIONS = ("auto", "forward", "backward")
-
-
-_OPTIONS = ("beta", "proj", "chunk_size", "generator", "direction")
+#: alpha-crown's defaults, auto_LiRPA's (optimize_bound_args: iteration 20, lr_alpha 0.5)
+DEFAULT_ITERATIONS = 20
+DEFAULT_STEP_SIZE = 0.5
+#: every keyword option of `Bounds` and the bound functions (see the module docstring)
+_OPTIONS = ("beta", "proj", "chunk_size", "generator", "direction", "iterations", "step_size")
 
 
 def _check(model, x, threat, method, options) -> dict:
@@ -80,8 +86,14 @@ def _check(model, x, threat, method, options) -> dict:
     direction = options.get("direction", "auto")
     if direction not in _DIRECTIONS:
         raise UserError(f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}.")
+    iterations = options.get("iterations", DEFAULT_ITERATIONS)
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise UserError(f"iterations must be a positive integer (alpha-crown's bound evaluations), got {iterations!r}.")
+    step = options.get("step_size", DEFAULT_STEP_SIZE)
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or not 0 < step < float("inf"):
+        raise UserError(f"step_size must be a positive finite number (alpha-crown's Adam step), got {step!r}.")
     return dict(beta=float(beta), proj=proj, chunk_size=chunk, generator=options.get("generator"),
-                direction=direction)
+                direction=direction, iterations=iterations, step_size=float(step))
 
 
 class Bounds:

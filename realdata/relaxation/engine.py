@@ -78,7 +78,7 @@ class Engine:
     """Bounds of one model on one batch under one threat with one method."""
 
     def __init__(self, model, x, threat, method, beta=1.0, proj=None, chunk_size=None,
-                 generator=None, direction="auto"):
+                 generator=None, direction="auto", iterations=20, step_size=0.5):
         self.graph: Graph = parse(model, x)
         self.x = x
         self.threat = threat
@@ -89,8 +89,11 @@ class Engine:
         self.chunk_size = chunk_size
         self.generator = generator
         self.direction = direction
+        self.iterations = iterations  # the optimised slopes' Adam steps and step size
+        self.step_size = step_size
         self._bounds = None
         self._intervals = None
+        self._first = None
 
     # -- pre-activation bounds -------------------------------------------
     def preactivation_bounds(self) -> list:
@@ -98,15 +101,20 @@ class Engine:
             self._bounds = self._compute_bounds()
         return self._bounds
 
-    def relaxations(self, bounds: list) -> list:
-        """The recipe's relaxation of every ReLU layer with the given bounds."""
-        return [self.relaxation(lo, up) for lo, up in bounds]
+    def relaxations(self, bounds: list, state=None) -> list:
+        """The recipe's relaxation of every ReLU layer with the given bounds (and the
+        relaxation's own state, e.g. optimised slopes)."""
+        return self.relaxation.build(bounds, state)
+
+    def set_preactivation_bounds(self, bounds: list):
+        """Replace the bounds (a relaxation that optimises its slopes tightens them)."""
+        self._bounds = bounds
 
     def _compute_bounds(self) -> list:
         g = self.graph
         if g.num_relus == 0:
             return []
-        first = self._first_layer()
+        first = self.first_layer()
         if self.recipe.intermediate == "interval" or self.recipe.output == "mix":
             self._intervals = IntervalPass(g, self.x, self.threat, first)
         if self.recipe.intermediate == "interval":
@@ -114,9 +122,14 @@ class Engine:
         if self.relaxation.forward_capable and self._use_forward(first):
             return forward.dual_bounds(g, self.x, self.threat, self.relaxation, first, proj=self.proj,
                                        generator=self.generator)
-        bounds = [first]
-        for k in range(1, g.num_relus):
-            bounds.append(self._layer_bounds(k, self.relaxations(bounds)))
+        return self.linear_preactivations()
+
+    def linear_preactivations(self, state=None) -> list:
+        """Every ReLU layer's bounds by backward passes, each layer's with the relaxations of
+        the layers before it (given `state`)."""
+        bounds = [self.first_layer()]
+        for k in range(1, self.graph.num_relus):
+            bounds.append(self._layer_bounds(k, self.relaxations(bounds, state)))
         return bounds
 
     def _use_forward(self, first) -> bool:
@@ -138,8 +151,14 @@ class Engine:
             total += _numel(self.graph.relu_shapes[k]) * per_neuron
         return total
 
+    def first_layer(self):
+        """Exact range of the first ReLU's affine prefix (computed once): its forward pass ± the
+        support of each row."""
+        if self._first is None:
+            self._first = self._first_layer()
+        return self._first
+
     def _first_layer(self):
-        """Exact range of the first ReLU's affine prefix: its forward pass ± the support of each row."""
         chain = self.graph.prefix(0)
         centre = chain.forward(self.x)
         spread = self.threat.row_support(AffineRows(chain, self.x)) if chain.nodes else None
@@ -161,10 +180,11 @@ class Engine:
             chunk = self.chunk_size or max(1, chunk_budget(self.x) // (B * patches.patch_size(chain, self.x)))
             for start in range(0, m, chunk):
                 rows = torch.arange(start, min(m, start + chunk), device=self.x.device)
-                spec = Spec(k, start, start + len(rows))
+                spec = Spec(k, start, start + len(rows), 1.0)
                 lo, up = patches.patch_bounds(chain, rows, self.x, self.threat, relax, two_sided, spec=spec)
                 if not two_sided:  # one-sided rule: the upper bound is minus the lower bound of −z
-                    up = -patches.patch_bounds(chain, rows, self.x, self.threat, relax, False, sign=-1.0, spec=spec)[0]
+                    up = -patches.patch_bounds(chain, rows, self.x, self.threat, relax, False, sign=-1.0,
+                                               spec=Spec(k, spec.start, spec.stop, -1.0))[0]
                 lows.append(lo)
                 ups.append(up)
             return torch.cat(lows, 1).reshape((B,) + shape), torch.cat(ups, 1).reshape((B,) + shape)
@@ -198,7 +218,6 @@ class Engine:
     # -- output ----------------------------------------------------------
     def margin_lower_bounds(self, y: torch.Tensor) -> torch.Tensor:
         """Lower bounds of f_y − f_j for every class j → [B, C], entry y exactly 0."""
-        bounds = self.preactivation_bounds()
         C = _numel(self.graph.out_shape)
         eye = torch.eye(C, dtype=self.x.dtype, device=self.x.device)
         spec = (eye[y].unsqueeze(1) - eye.unsqueeze(0)).reshape((len(y), C) + self.graph.out_shape)
@@ -206,13 +225,19 @@ class Engine:
         weight = self.beta if out == "mix" else (1.0 if out == "linear" else 0.0)
         total = 0
         if weight > 0:
-            lower, _ = linear_bounds(self.graph.root, spec, self.x, self.threat, self.relaxations(bounds),
-                                     two_sided=self.relaxation.two_sided, spec=Spec())
-            total = weight * lower
+            total = weight * self.relaxation.output_lower(self, spec)
         if weight < 1:
+            self.preactivation_bounds()  # runs IBP
             total = total + (1 - weight) * self._interval_output(spec)
         mask = torch.ones_like(total).scatter_(1, y.unsqueeze(1), 0)
         return total * mask
+
+    def linear_output(self, bounds: list, spec: torch.Tensor, state=None) -> torch.Tensor:
+        """Lower bounds of the output specification [B, m, *out] → [B, m], one backward pass
+        with the relaxations at `bounds` (and `state`)."""
+        lower, _ = linear_bounds(self.graph.root, spec, self.x, self.threat, self.relaxations(bounds, state),
+                                 two_sided=self.relaxation.two_sided, spec=Spec())
+        return lower
 
     def _interval_output(self, spec):
         if self._intervals is None:  # a model without ReLUs: its range is exact

@@ -7,19 +7,21 @@ the layer — (2) the relaxation class of the unstable ReLUs (`relus.py`) and
 bound, or (CROWN-IBP) a β-mix of the two.  A new rule is one relaxation class
 plus one entry here.
 
-=========  ===================  ===============  =====================
-method     intermediate bounds  relaxation       output
-=========  ===================  ===============  =====================
-ibp        interval             —                interval
-crown      linear               AdaptiveSlope    linear
-crown-ibp  interval             AdaptiveSlope    β·linear + (1−β)·interval
-coap       linear               ParallelSlope    linear
-=========  ===================  ===============  =====================
+===========  ===================  ===============  =========================
+method       intermediate bounds  relaxation       output
+===========  ===================  ===============  =========================
+ibp          interval             —                interval
+crown        linear               AdaptiveSlope    linear
+crown-ibp    interval             AdaptiveSlope    β·linear + (1−β)·interval
+coap         linear               ParallelSlope    linear
+alpha-crown  linear               OptimisedSlope   linear, slopes optimised
+===========  ===================  ===============  =========================
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from realdata.relaxation.optimised import OptimisedSlope
 from realdata.relaxation.relus import AdaptiveSlope, ParallelSlope, ReluRelaxation
 
 INTERMEDIATE = ("interval", "linear")
@@ -41,4 +43,5 @@ RECIPES = {
     "crown": Recipe("linear", AdaptiveSlope, "linear"),
     "crown-ibp": Recipe("interval", AdaptiveSlope, "mix"),
     "coap": Recipe("linear", ParallelSlope, "linear"),
+    "alpha-crown": Recipe("linear", OptimisedSlope, "linear"),
 }

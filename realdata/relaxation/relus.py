@@ -35,11 +35,14 @@ def unstable_mask(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class Spec:
     """Which specification block a propagation serves: the input of ReLU layer `target`
-    (None: the output margins) and its rows `start:stop` (None: all)."""
+    (None: the output margins), its rows `start:stop` (None: all) and their sign: +1 or
+    −1 when the block holds one side of the rows (the patch passes), None when it holds
+    both, [rows; −rows] (the dense passes of a one-sided rule)."""
 
     target: int | None = None
     start: int | None = None
     stop: int | None = None
+    sign: float | None = None
 
 
 class ReluRelaxation:
@@ -61,12 +64,25 @@ class ReluRelaxation:
         self.intercept = torch.where(self.unstable, -self.d * lower, torch.zeros_like(lower))
         self.alpha = torch.where(self.unstable, self.lower_slope(), self.active)
 
+    @classmethod
+    def build(cls, bounds: list, state=None) -> list:
+        """The relaxation of every ReLU layer, given each layer's (ℓ, u).  `state` is what a
+        relaxation keeps between propagations (the optimised slopes); fixed rules have none."""
+        return [cls(lo, up) for lo, up in bounds]
+
+    @classmethod
+    def output_lower(cls, engine, spec: torch.Tensor) -> torch.Tensor:
+        """Lower bounds of the output specification [B, m, *out] → [B, m]: one propagation with
+        this relaxation at the engine's pre-activation bounds.  A rule that optimises its
+        slopes runs its optimisation here instead."""
+        return engine.linear_output(engine.preactivation_bounds(), spec)
+
     def lower_slope(self) -> torch.Tensor:
         """α of the unstable neurons, shaped like ℓ (read only where unstable)."""
         raise NotImplementedError
 
-    def slopes(self, spec: Spec | None) -> torch.Tensor:
-        """Lower slopes for the coefficients of `spec`, broadcastable against [b, m, *shape]."""
+    def slopes(self, spec: Spec | None, lam: torch.Tensor) -> torch.Tensor:
+        """Lower slopes for the coefficients Λ [b, m, *shape] of `spec`, broadcastable against Λ."""
         return self.alpha.unsqueeze(1)
 
     # -- backward steps ---------------------------------------------------
@@ -77,7 +93,7 @@ class ReluRelaxation:
         else None) an upper bound of Λᵀ·relu(z), each [b', m].
         """
         w = self.intercept.reshape(self.intercept.shape[0], -1, 1)
-        return self._step(lam, self.d.unsqueeze(1), lambda: self.slopes(spec),
+        return self._step(lam, self.d.unsqueeze(1), lambda: self.slopes(spec, lam),
                           lambda t: (t.flatten(2) @ w).squeeze(-1))
 
     def patch_backward(self, patch, spec: Spec | None = None):
