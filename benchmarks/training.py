@@ -13,12 +13,14 @@ epoch of ``--images`` images at a constant ℓ2 budget:
 
 The result is images per second for each and their ratio (ours / reference); > 1 means
 this toolkit is faster.  Timing runs in one process on one machine, so the ratio is
-meaningful even where absolute speeds are not.
+meaningful even where absolute speeds are not; the ratio of CPU times (user + system of
+the process) is printed too, the steadier of the two on a loaded machine.
 """
 from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 import time
 
@@ -43,20 +45,20 @@ def _plain_model(arch: str, dataset, seed: int, width) -> nn.Sequential:
     return nn.Sequential(*[m for m in model if not isinstance(m, Normalize)])
 
 
-def _reference_epoch(model, config, x, y, eps: float, proj) -> float:
-    """One epoch with convex_adversarial.robust_loss; returns the seconds it took."""
+def _reference_epoch(model, config, x, y, eps: float, proj) -> tuple:
+    """One epoch with convex_adversarial.robust_loss; returns (wall, CPU) seconds."""
     from convex_adversarial import robust_loss
 
     opt, _ = build_optimizer(config, model)
     options = {"proj": proj, "norm_type": "l2_normal"} if proj else {"norm_type": "l2"}
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(y), config.batch_size):
         xb, yb = x[start:start + config.batch_size], y[start:start + config.batch_size]
         loss, _ = robust_loss(model, eps, xb, yb, **options)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - began_cpu
 
 
 def measure(dataset_name="cifar10", arch="cifar-cnn", width=None, images=500, batch_size=50, eps=36 / 255,
@@ -82,14 +84,16 @@ def measure(dataset_name="cifar10", arch="cifar-cnn", width=None, images=500, ba
     fit(config, warm, copy.deepcopy(ours_model), threat=L2(eps), device=device, progress=False)
     _reference_epoch(copy.deepcopy(ref_model), config, x[:batch_size], y[:batch_size], eps, proj)
 
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     fit(config, data, ours_model, threat=L2(eps), device=device, progress=False)
-    ours = time.perf_counter() - began
-    reference = _reference_epoch(ref_model, config, x, y, eps, proj)
+    ours, ours_cpu = time.perf_counter() - began, time.process_time() - began_cpu
+    reference, reference_cpu = _reference_epoch(ref_model, config, x, y, eps, proj)
     return {"dataset": dataset_name, "arch": arch, "width": width, "images": images, "batch_size": batch_size,
             "eps": eps, "proj": proj, "device": str(dev), "threads": torch.get_num_threads(),
+            "load_average": os.getloadavg()[0], "cores": os.cpu_count(),
             "ours_images_per_s": images / ours, "reference_images_per_s": images / reference,
-            "ratio": reference / ours, "ours_s": ours, "reference_s": reference}
+            "ratio": reference / ours, "ours_s": ours, "reference_s": reference,
+            "ours_cpu_s": ours_cpu, "reference_cpu_s": reference_cpu, "cpu_ratio": reference_cpu / ours_cpu}
 
 
 def main(argv=None) -> int:
@@ -115,7 +119,8 @@ def main(argv=None) -> int:
         mode = f"{proj} projections" if proj else "exact bounds"
         print(f"COAP training, {args.arch} on {args.images} {args.dataset} images, batch {args.batch_size}, "
               f"{mode}, {result['device']} ({result['threads']} threads): ours {result['ours_images_per_s']:.1f} img/s, "
-              f"convex_adversarial {result['reference_images_per_s']:.1f} img/s, ratio {result['ratio']:.2f}x")
+              f"convex_adversarial {result['reference_images_per_s']:.1f} img/s, ratio {result['ratio']:.2f}x wall, "
+              f"{result['cpu_ratio']:.2f}x cpu (load average {result['load_average']:.2f} on {result['cores']} cores)")
     return 0
 
 

@@ -48,9 +48,26 @@ def random_draws(kind: str, shape, generator, like: torch.Tensor) -> torch.Tenso
     """Cauchy or Gaussian draws on the generator's device, moved to `like`'s (a CPU generator
     keeps runs reproducible whatever the device)."""
     device = generator.device if generator is not None else like.device
-    t = torch.empty(shape, dtype=like.dtype, device=device)
-    t = t.cauchy_(generator=generator) if kind == "cauchy" else t.normal_(generator=generator)
+    if kind == "cauchy":
+        # tan(π(U − ½)) is standard Cauchy; torch's cauchy_ draws it element by element on the
+        # CPU, ~3x the time of a uniform draw plus tan (0.93 s against 0.34 s for 10M draws), and
+        # COAP's projected training draws 50 per unstable neuron and example (benchmarks/training.py)
+        t = torch.rand(shape, dtype=like.dtype, device=device, generator=generator)
+        t = t.sub_(0.5).mul_(math.pi).tan_()
+    else:
+        t = torch.empty(shape, dtype=like.dtype, device=device).normal_(generator=generator)
     return t.to(like.device)
+
+
+def abs_median(p: torch.Tensor) -> torch.Tensor:
+    """The median of |p| over dim 1 ([b, k, m] → [b, m]), the projections' norm estimate.
+
+    The median is located without autograd and then gathered, so the backward pass scatters
+    one value per (b, m) instead of going through |p| whole (~20% less time than
+    ``p.abs().median(1)`` forward and backward on [50, 50, 4096])."""
+    with torch.no_grad():
+        index = p.abs().median(1, keepdim=True).indices
+    return p.gather(1, index).squeeze(1).abs()
 
 
 #: median of |N(0, 1)| = Φ⁻¹(3/4); the median of |g·v| for Gaussian g is this times ‖v‖₂
@@ -162,7 +179,7 @@ class Threat(ABC):
         if proj is None or proj >= x[0].numel():
             return None
         cols = random_draws(kind, (1, proj) + tuple(x.shape[1:]), generator, x)
-        return cols, lambda p: _symmetric(scale * p.abs().median(1).values)
+        return cols, lambda p: _symmetric(scale * abs_median(p))
 
     def __str__(self) -> str:
         return f"{self.norm}(eps={self.eps:g})"
@@ -175,7 +192,8 @@ class Linf(Threat):
     norm: str = field(init=False, default="linf")
 
     def support(self, nu):
-        return self.eps * _flat(nu).abs().sum(1)
+        # the ℓ1 norm in one reduction: no |ν| copy (ν is [rows, input] and large in CROWN/COAP)
+        return self.eps * torch.linalg.vector_norm(_flat(nu), 1, dim=1)
 
     def project(self, delta):
         return delta.clamp(-self.eps, self.eps)

@@ -12,6 +12,8 @@ serves both sides.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from realdata.relaxation.layers import Chain
@@ -51,12 +53,27 @@ def row_support(chain: Chain, lam: torch.Tensor, threat) -> torch.Tensor:
     return threat.support(lam_in.reshape((b * m,) + tuple(lam_in.shape[2:]))).reshape(b, m)
 
 
+def _support(lam_in: torch.Tensor, threat) -> torch.Tensor:
+    """σ_S of each row of input coefficients [b, m, *input] → [b, m]."""
+    b, m = lam_in.shape[:2]
+    return threat.support(lam_in.reshape((b * m,) + tuple(lam_in.shape[2:]))).reshape(b, m)
+
+
 def input_terms(lam_in: torch.Tensor, x: torch.Tensor, threat):
     """(Λᵀx, σ_S(Λ)) for input coefficients [b, m, *input] → two [B or b, m] tensors."""
-    b, m = lam_in.shape[:2]
     center = (lam_in.flatten(2) @ x.flatten(1).unsqueeze(-1).to(lam_in.dtype)).squeeze(-1)
-    spread = threat.support(lam_in.reshape((b * m,) + tuple(lam_in.shape[2:]))).reshape(b, m)
-    return center, spread
+    return center, _support(lam_in, threat)
+
+
+def _narrowing_head(chain: Chain, x: torch.Tensor):
+    """(head, rest): the chain's leading affine layers when their output is narrower than the
+    input (an MLP's first layer), else an empty head."""
+    n = 0
+    while n < len(chain.nodes) and chain.nodes[n].is_affine:
+        n += 1
+    if n == 0 or math.prod(chain.nodes[n - 1].out_shape) >= x[0].numel():
+        return Chain([]), chain
+    return Chain(chain.nodes[:n]), Chain(chain.nodes[n:])
 
 
 def linear_bounds(chain: Chain, lam: torch.Tensor, x: torch.Tensor, threat, relaxations, two_sided: bool,
@@ -67,8 +84,17 @@ def linear_bounds(chain: Chain, lam: torch.Tensor, x: torch.Tensor, threat, rela
     callers pass [Λ; −Λ] and negate the second half.
     """
     run = Propagation(relaxations, two_sided, spec)
-    lam_in = chain.backward(lam, run)
-    center, spread = input_terms(lam_in, x, threat)
+    head, rest = _narrowing_head(chain, x)
+    lam_mid = rest.backward(lam, run)
+    lam_in = head.backward(lam_mid, run)
+    if head.nodes:
+        # ⟨Λ_in, x⟩ = ⟨Λ_mid, A·x⟩ for the head's linear map A: the product with the (narrower)
+        # head output spares a pass over the input-sized coefficients, forward and backward
+        ax = head.linear(x.unsqueeze(0).to(lam.dtype))[0]
+        center = (lam_mid.flatten(2) @ ax.flatten(1).unsqueeze(-1)).squeeze(-1)
+        spread = _support(lam_in, threat)
+    else:
+        center, spread = input_terms(lam_in, x, threat)
     lower = (center + run.totals.lo - spread).expand(x.shape[0], -1)
     if not two_sided:
         return lower, None

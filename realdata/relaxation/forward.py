@@ -30,7 +30,7 @@ import torch
 from realdata.relaxation.graph import Graph
 from realdata.relaxation.layers import Chain
 from realdata.relaxation.relus import unstable_mask
-from realdata.threats import random_draws
+from realdata.threats import abs_median, random_draws
 
 
 class _Group:
@@ -88,7 +88,7 @@ def _slack_projected(relax, k: int, generator) -> _Group:
     cols = torch.cat([w, mix * w], 1)
 
     def widen(p):
-        total, l1 = p[:, 0], p[:, 1:].abs().median(1).values
+        total, l1 = p[:, 0], abs_median(p[:, 1:])
         return (total - l1) / 2, (total + l1) / 2
     return _Group(cols, widen)
 
