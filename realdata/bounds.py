@@ -65,15 +65,21 @@ _OPTIONS = ("beta", "proj", "chunk_size", "generator", "direction", "iterations"
 def _check(model, x, threat, method, options) -> dict:
     if method not in RECIPES:
         raise UserError(f"unknown bound method {method!r}; choose one of {', '.join(RECIPES)}.")
-    unknown = set(options) - set(_OPTIONS)
-    if unknown:
-        raise UserError(f"unknown bound option(s) {', '.join(sorted(unknown))}; the options are "
-                        f"{', '.join(_OPTIONS)}.")
     if not isinstance(threat, Threat):
         raise UserError(f"the threat must be a realdata.threats.Threat (Linf, L2, Directions), got {type(threat).__name__}.")
     if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] == 0:
         raise UserError("inputs must be a non-empty batch tensor shaped [B, *input_shape].")
     threat.check_input(x)
+    return check_options(options)
+
+
+def check_options(options: dict) -> dict:
+    """The bound options with their defaults filled in; a UserError names a bad one (callers
+    such as evaluation check before any work)."""
+    unknown = set(options) - set(_OPTIONS)
+    if unknown:
+        raise UserError(f"unknown bound option(s) {', '.join(sorted(unknown))}; the options are "
+                        f"{', '.join(_OPTIONS)}.")
     beta = options.get("beta", 1.0)
     if not 0.0 <= float(beta) <= 1.0:
         raise UserError(f"beta must lie in [0, 1], got {beta!r}.")

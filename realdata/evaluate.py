@@ -67,18 +67,19 @@ def _model_device(model) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def _check_inputs(model, x, y, threat, attack, bounds, num_classes, batch_size, box):
+def _check_inputs(model, x, y, threat, attack, bounds, bound_options, num_classes, batch_size, box):
     if x.shape[0] == 0:
         raise UserError("the split to evaluate is empty; check train_size/test_size or the data directory.")
     if attack not in ATTACKS:
         raise UserError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}.")
     if int(batch_size) < 1:
         raise UserError(f"the batch size must be at least 1, got {batch_size}.")
-    from realdata.bounds import BOUND_METHODS
+    from realdata.bounds import BOUND_METHODS, check_options
 
     for bound in bounds:
         if bound not in BOUND_METHODS:
             raise UserError(f"unknown bound method {bound!r}; choose one of {', '.join(BOUND_METHODS)} (or None).")
+    check_options(bound_options)
     check_attack_input(model, x[:1].to(_model_device(model)), y[:1].to(_model_device(model)), threat, box)
     check_box(x, box)
     with torch.no_grad():
@@ -92,13 +93,13 @@ def _check_inputs(model, x, y, threat, attack, bounds, num_classes, batch_size, 
     return outputs
 
 
-def _certify(model, x, y, threat, bound):
+def _certify(model, x, y, threat, bound, bound_options):
     """Per point, certified or not, and the ReLUs of the batch, (unstable, all) — one bound
     computation serves both."""
     from realdata.bounds import Bounds, certified
 
     with torch.no_grad():
-        bounds = Bounds(model, x, threat, bound)
+        bounds = Bounds(model, x, threat, bound, **bound_options)
         return certified(bounds.margins(y), y), *bounds.unstable()
 
 
@@ -127,14 +128,15 @@ def _error(wrong: torch.Tensor) -> float:
     return wrong.double().mean().item()
 
 
-def _evaluate_batch(model, x, y, threat, attack, bound, signal, box, attack_options, also_bounds=()) -> dict:
+def _evaluate_batch(model, x, y, threat, attack, bound, bound_options, signal, box, attack_options,
+                    also_bounds=()) -> dict:
     """Every per-point result of one batch, as CPU tensors (what the processes gather)."""
     ok, broken, cos = _attack_batch(model, x, y, threat, attack, signal, box, attack_options)
     out = {"correct": ok.cpu(), "broken": broken.cpu(), "cosines": cos, "certified": None, "unstable": 0, "units": 0}
     if bound is not None:
-        cert, out["unstable"], out["units"] = _certify(model, x, y, threat, bound)
+        cert, out["unstable"], out["units"] = _certify(model, x, y, threat, bound, bound_options)
         out["certified"] = cert.cpu()
-        out["also"] = {other: _certify(model, x, y, threat, other)[0].cpu() for other in also_bounds}
+        out["also"] = {other: _certify(model, x, y, threat, other, bound_options)[0].cpu() for other in also_bounds}
     return out
 
 
@@ -158,14 +160,16 @@ def _batch_options(attack_options: dict, attack_seed, start: int, device) -> dic
     return {**attack_options, "generator": generator(attack_seed, f"evaluation-batch:{start}", device)}
 
 
-def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | None = "coap",
+def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | None = "coap", bound_options=None,
              num_classes: int | None = None, signal=None, box=None, batch_size: int = DEFAULT_BATCH_SIZE,
              device=None, progress: bool = True, context: Context | None = None, attack_seed: int | None = None,
              also_bounds=(), **attack_options) -> dict:
     """Evaluate `model` on (x, y) under `threat`; see docs/ARCHITECTURE.md for the keys returned.
 
     `signal(x, y)` gives the unit signal direction of each point (or is None);
-    `bound=None` skips the certified error and unstable fraction.  `also_bounds` certifies
+    `bound=None` skips the certified error and unstable fraction; `bound_options` (a dict) go to
+    `realdata.bounds.Bounds` for every bound, e.g. alpha-crown's ``iterations`` and
+    ``step_size``.  `also_bounds` certifies
     with more bound methods: every bound is sound, so a point certified by any of them is
     certified, and `certified_error_best` counts the points none of them certifies.  The
     model is evaluated in eval mode on `device` (default: where its parameters are).
@@ -185,8 +189,9 @@ def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | Non
     model = copy.deepcopy(model).to(device).eval()
     threat = threat.to(device)
     also_bounds = [b for b in dict.fromkeys(also_bounds) if b != bound] if bound is not None else []
+    bound_options = dict(bound_options or {})
     outputs = _check_inputs(model, x, y, threat, attack, [b for b in (bound, *also_bounds) if b is not None],
-                            num_classes, batch_size, box)
+                            bound_options, num_classes, batch_size, box)
     num_classes = outputs if num_classes is None else num_classes
 
     parts = []
@@ -196,7 +201,7 @@ def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | Non
         mine = None
         if start < x.shape[0]:
             xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-            mine = _evaluate_batch(model, xb, yb, threat, attack, bound, signal, box,
+            mine = _evaluate_batch(model, xb, yb, threat, attack, bound, bound_options, signal, box,
                                    _batch_options(attack_options, attack_seed, start, device), also_bounds)
         parts += [part for part in ctx.gather(mine) if part is not None]  # rank order = point order
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 
 from realdata.attacks import ATTACKS
-from realdata.bounds import BOUND_METHODS
+from realdata.bounds import BOUND_METHODS, DEFAULT_ITERATIONS, DEFAULT_STEP_SIZE
 from realdata.data import DATASETS
 from realdata.errors import UserError
 from realdata.methods import CERTIFIED_METHODS, EPS_SHAPES, INITS, TRAIN_ATTACKS, TRAIN_METHODS, Schedule, check_method
@@ -91,6 +91,9 @@ class TrainConfig:
     reg_lambda: float = _f(0.0, "weight of Shi et al.'s warm-up regularisers (bound tightness + ReLU balance), "
                            "fading to 0 as ε reaches its target (fast-ibp)")
     l1: float = _f(0.0, "L1 penalty on the Linear/Conv weights (SABR, MTL-IBP, CC-IBP)")
+    alpha_iterations: int = _f(DEFAULT_ITERATIONS, "alpha-crown (evaluation bound or training): bound evaluations of "
+                               "the slope optimisation, each but the last followed by an Adam step (1 = CROWN)")
+    alpha_step_size: float = _f(DEFAULT_STEP_SIZE, "alpha-crown: Adam's step size on the slopes (decayed by 0.98 per step)")
     # evaluation
     eval_attack: str = _f("apgd", "evaluation attack (aa+ = AutoAttack-plus, needs the eval extra)", choices=EVAL_ATTACKS)
     eval_steps: int = _f(100, "evaluation attack iterations")
@@ -113,7 +116,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise UserError(f"{name.replace('_', '-')} must be a finite non-negative number, got {value!r}.")
-        for name in ("epochs", "batch_size", "attack_steps", "attack_restarts", "eval_steps", "eval_restarts"):
+        for name in ("epochs", "batch_size", "attack_steps", "attack_restarts", "eval_steps", "eval_restarts",
+                     "alpha_iterations"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}.")
         if self.width is not None and not (isinstance(self.width, (int, float)) and self.width > 0):
@@ -130,6 +134,8 @@ class TrainConfig:
             raise UserError(f"grad-clip must be positive or none, got {self.grad_clip!r}.")
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(m < 1 for m in self.lr_milestones):
             raise UserError(f"lr-milestones must be increasing positive epochs, got {self.lr_milestones!r}.")
+        if not (isinstance(self.alpha_step_size, (int, float)) and 0 < self.alpha_step_size < math.inf):
+            raise UserError(f"alpha-step-size must be a positive finite number, got {self.alpha_step_size!r}.")
         if not self.attack_eps_factor > 0:
             raise UserError(f"attack-eps-factor must be positive, got {self.attack_eps_factor!r}.")
         for name in ("beta_start", "beta_end", "kappa_start", "kappa_end", "ibp_coef", "sabr_lambda"):

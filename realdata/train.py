@@ -279,6 +279,7 @@ def evaluate_model(config: TrainConfig, dataset, model: nn.Module, threat: Threa
     model.eval()
     return evaluate(model, dataset.x_test, dataset.y_test, threat, attack=config.eval_attack,
                     bound=None if config.eval_bound == "none" else config.eval_bound,
+                    bound_options={"iterations": config.alpha_iterations, "step_size": config.alpha_step_size},
                     num_classes=dataset.num_classes, signal=dataset.signal if dataset.signal_fn else None,
                     box=dataset.box, device=device, progress=progress, context=context,
                     also_bounds=TIGHTEST_BOUNDS if config.eval_tightest else (), **options)

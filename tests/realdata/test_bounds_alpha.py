@@ -139,3 +139,38 @@ def test_registry_and_evaluation_pick_it_up():
     x, y, _ = _batch(shape, classes, 2, n=6)
     result = evaluate(model.float(), x.float(), y, Linf(0.02), attack="pgd", bound="alpha-crown", progress=False)
     assert result["bound"] == "alpha-crown" and 0 <= result["certified_error"] <= 1
+
+
+def test_evaluation_takes_the_options_and_checks_them_first(monkeypatch):
+    from realdata import bounds
+    from realdata.evaluate import evaluate
+
+    model, shape, classes = _net("mlp", 2)
+    x, y, _ = _batch(shape, classes, 2, n=4)
+    seen = []
+    real = bounds.Bounds.__init__
+
+    def spy(self, *args, **options):
+        seen.append(options)
+        real(self, *args, **options)
+
+    monkeypatch.setattr(bounds.Bounds, "__init__", spy)
+    evaluate(model, x, y, Linf(0.02), attack="pgd", bound="alpha-crown", bound_options={"iterations": 3},
+             progress=False)
+    assert seen and all(o == {"iterations": 3} for o in seen)
+    seen.clear()
+    with pytest.raises(UserError, match="step_size"):
+        evaluate(model, x, y, Linf(0.02), attack="pgd", bound="alpha-crown", bound_options={"step_size": -1},
+                 progress=False)
+    assert not seen  # refused before any batch was bounded
+
+
+@pytest.mark.parametrize("flags", [["--alpha-iterations", "0"], ["--alpha-step-size", "inf"],
+                                   ["--eval-bound", "alpha"]])
+def test_training_flags_are_checked(flags, capsys):
+    from realdata.errors import run_main
+    from realdata.train import main
+
+    argv = ["--dataset", "digits", "--method", "st", "--norm", "linf", "--eps", "0.1"]
+    assert run_main(main, argv + flags) == 2
+    assert flags[0].lstrip("-") in capsys.readouterr().err
