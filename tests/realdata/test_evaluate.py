@@ -169,7 +169,7 @@ def test_a_certified_point_that_an_attack_breaks_stops_the_evaluation(monkeypatc
     x = torch.tensor([[0.1, 0.0], [-0.1, 0.0]])
     y = torch.tensor([1, 0])
     # a deliberately unsound "bound" that certifies everything
-    monkeypatch.setattr(ev, "_certify", lambda model, x, y, threat, bound: (torch.ones_like(y, dtype=torch.bool), 0, 1))
+    monkeypatch.setattr(ev, "_certify", lambda model, x, y, threat, bound, bound_options: (torch.ones_like(y, dtype=torch.bool), 0, 1))
     with pytest.raises(RuntimeError, match="unsound"):
         evaluate(model, x, y, L2(1.0), attack="pgd", bound="ibp", progress=False)
 
