@@ -7,10 +7,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-mode=importlib
 from bounds_helpers import cnn, margins, mlp, pgd_margins
+from test_bounds_layers import bn_cnn  # conv–BN–ReLU–AvgPool–conv–BN–ReLU–FC–BN–ReLU–FC, eval mode
 from realdata.bounds import BOUND_METHODS, margin_lower_bounds, robust_loss
 from realdata.errors import UserError
 from realdata.relaxation.engine import Engine
@@ -19,33 +19,12 @@ from realdata.threats import L2, Linf
 TOL = 1e-9  # float64 rounding only
 
 
-def _bn_net(seed: int, channels=2, size=8, classes=4) -> nn.Sequential:
-    """Conv–BatchNorm–ReLU–AvgPool–Conv–BatchNorm–ReLU–FC–BatchNorm1d–ReLU–FC in eval mode, with
-    random running statistics and affine parameters (so BatchNorm is not the identity)."""
-    g = torch.Generator().manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(channels, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-        nn.Linear(4 * (size // 4) ** 2, 10), nn.BatchNorm1d(10), nn.ReLU(), nn.Linear(10, classes))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.weight[0].numel() ** 0.5)
-                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.copy_(0.2 * torch.randn(m.running_mean.shape, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
-                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
-                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-    return model.double().eval()
-
-
 def _net(kind: str, seed: int):
     if kind == "mlp":
         return mlp(seed, 6, [10, 8], 4), (6,), 4
     if kind == "cnn":
         return cnn(seed, channels=2, size=8, classes=4), (2, 8, 8), 4
-    return _bn_net(seed), (2, 8, 8), 4
+    return bn_cnn(seed, channels=2, size=8, classes=4), (2, 8, 8), 4
 
 
 def _batch(shape, classes, seed, n=3):
@@ -112,7 +91,7 @@ def test_patches_equal_the_dense_pass(monkeypatch):
 
 
 def test_gradients_reach_every_weight():
-    model = _bn_net(5)
+    model = bn_cnn(5, channels=2, size=8, classes=4)
     x, y, _ = _batch((2, 8, 8), 4, 5)
     loss, error = robust_loss(model, x, y, Linf(0.05), "alpha-crown", iterations=4)
     loss.backward()
