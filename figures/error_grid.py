@@ -23,6 +23,13 @@ METRICS = (
 GROUP_KEYS = ("dataset", "norm", "method")
 #: what makes two training runs comparable in a claim (with ε): the same data and threat
 CELL_KEYS = ("dataset", "norm")
+#: the methods of the paper's poster (page 1); later methods go on page 2 (`figures.modern`)
+PAPER_METHODS = ("st", "at", "coap", "crown-ibp", "ibp")
+
+
+def paper_records(results) -> list:
+    """The training records of the paper's methods."""
+    return [r for r in results.of(KIND) if r["config"].get("method") in PAPER_METHODS]
 
 
 def columns(records) -> list[tuple]:
@@ -57,11 +64,12 @@ def column_title(dataset, norm, several_norms: bool) -> str:
     return f"{dataset_label(dataset)} ({norm_label(norm)})" if several_norms else dataset_label(dataset)
 
 
-def draw_grid(fig, records, metrics=METRICS, legend_loc="outside upper center", results_dir="results") -> list[str]:
-    """Fill `fig` with the grid; a poster column without records shows the command that
-    produces them (spanning the column) instead of plots."""
+def draw_grid(fig, records, metrics=METRICS, legend_loc="outside upper center", results_dir="results",
+              poster_columns: bool = True) -> list[str]:
+    """Fill `fig` with the grid; with `poster_columns`, a poster column without records shows
+    the command that produces them (spanning the column) instead of plots."""
     cols = columns(records)
-    missing = missing_columns(records)
+    missing = missing_columns(records) if poster_columns else []
     several_norms = len({n for _, n in cols}) > 1
     data, flagged = grid_series(records, metrics), grid_flagged(records, metrics)
     layout = [("data", c) for c in cols] + [("missing", d) for d in missing]
@@ -125,7 +133,7 @@ def summarize(data, cols, metrics=METRICS) -> list[str]:
 
 
 def draw(fig, results) -> list[str]:
-    return draw_grid(fig, results.of(KIND), results_dir=results.directory)
+    return draw_grid(fig, paper_records(results), results_dir=results.directory)
 
 
 SPEC = FigureSpec("error_grid", "Errors and fairness against ε", (11, 11), draw)

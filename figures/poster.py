@@ -13,8 +13,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from figures import error_grid, linear, relaxation, spheres, theorem
-from figures.commands import POSTER_COMMAND, QUICK_TRAIN_GRID, QUICK_TRAIN_METHODS, linear_command
+from figures import error_grid, linear, modern, relaxation, spheres, theorem
+from figures.commands import POSTER_COMMAND, QUICK_TRAIN_GRID, describe_quick_grid, linear_command
 from figures.curves import legend_handles
 from figures.records import Results, health_warning, load_results, parse_where
 from figures.spec import render
@@ -29,12 +29,16 @@ POSTER_SCALE = 2.2
 COLUMN_RATIOS = (0.95, 1.6, 1.25)
 TITLE = "Certified defences hurt generalisation"
 AUTHORS = "Piersilvio De Bartolomeis, Jacob Clarysse, Fanny Yang, Amartya Sanyal — ETH Zürich"
-FIGURE_NAMES = ("error_grid", "spheres", "linear", "theorem", "relaxation")
+FIGURE_NAMES = ("error_grid", "spheres", "linear", "theorem", "relaxation", "modern_methods", "spheres_2023")
+PAGE_TWO_TITLE = "After the paper: later certified training, and the 2023 spheres study"
+PAGES = (1, 2)
 
 
 def figure_specs(setting: theorem.TheoremSetting) -> dict:
+    """Every figure, page 1's then page 2's, by file name."""
     return {"error_grid": error_grid.SPEC, "spheres": spheres.SPEC, "linear": linear.SPEC,
-            "theorem": theorem.spec(setting), "relaxation": relaxation.SPEC}
+            "theorem": theorem.spec(setting), "relaxation": relaxation.SPEC,
+            "modern_methods": modern.METHODS_SPEC, "spheres_2023": modern.SPHERES_SPEC}
 
 
 def column_chars(column: int, fontsize: float) -> int:
@@ -68,13 +72,14 @@ def draw_left(fig, fontsize, key_lines):
 
 
 def draw_centre(fig, results, fontsize):
-    section(fig, error_grid.heading(results.of(error_grid.KIND)), fontsize * 1.35)
-    error_grid.draw_grid(fig, results.of(error_grid.KIND), legend_loc="outside lower center",
+    records = error_grid.paper_records(results)
+    section(fig, error_grid.heading(records), fontsize * 1.35)
+    error_grid.draw_grid(fig, records, legend_loc="outside lower center",
                          results_dir=results.directory)
 
 
 def draw_spheres_panel(fig, results, fontsize):
-    records, _ = spheres.main_setting(results.of(spheres.KIND))
+    records, _ = spheres.main_setting(spheres.paper_records(results))
     section(fig, spheres.heading(records), fontsize * 1.35)
     axes = fig.subplots(2, 2)
     spheres.draw_sketch(axes[0, 0])
@@ -136,8 +141,8 @@ def key_numbers(results: Results, setting) -> list[str]:
     robust error is above AT's (and where the records disagree with the paper), robust error
     and fairness against AT at the largest ε, the spheres and linear gaps, the theorem map's
     counts, and one line naming the collapsed or diverged runs left out of all of these."""
-    train = results.of(error_grid.KIND)
-    sph, _ = spheres.main_setting(results.of(spheres.KIND))
+    train = error_grid.paper_records(results)
+    sph, _ = spheres.main_setting(spheres.paper_records(results))
     lin = results.of(linear.KIND)
     lines = error_grid.claim_lines(train) + spheres.claim_lines(sph) + linear.claim_lines(lin)
     lines += [ln for ln in error_grid.summarize(error_grid.grid_series(train), error_grid.columns(train))
@@ -152,20 +157,25 @@ def key_numbers(results: Results, setting) -> list[str]:
     return lines + ([f"Warning: {warning}"] if warning else [])
 
 
+def page_frame(results: Results, title: str, fontsize: float):
+    """An A0 landscape figure with the title band; returns (figure, body subfigure)."""
+    fig = new_figure(*A0_LANDSCAPE_IN)
+    # A margin around every panel (inches), so nothing touches the page edge.
+    fig.get_layout_engine().set(w_pad=0.3, h_pad=0.2)
+    top, body = fig.subfigures(2, 1, height_ratios=[0.075, 0.925])
+    top.set_facecolor(HEADER_COLOR)
+    top.text(0.5, 0.62, title, ha="center", va="center", color="white", fontsize=fontsize * 2.6, fontweight="bold")
+    top.text(0.5, 0.2, AUTHORS, ha="center", va="center", color="white", fontsize=fontsize * 1.1)
+    top.text(0.995, 0.06, f"drawn by python -m figures.poster from {results.count} records in {results.directory}",
+             ha="right", va="bottom", color="white", fontsize=fontsize * 0.5)
+    return fig, body
+
+
 def compose_poster(results: Results, out_dir, setting, dpi: int = 100) -> list[Path]:
     """Draw the A0 landscape poster into `<out_dir>/poster.png` and `.pdf`."""
     with style_context(POSTER_SCALE):
         fontsize = 11 * POSTER_SCALE
-        fig = new_figure(*A0_LANDSCAPE_IN)
-        # A margin around every panel (inches), so nothing touches the page edge.
-        fig.get_layout_engine().set(w_pad=0.3, h_pad=0.2)
-        top, body = fig.subfigures(2, 1, height_ratios=[0.075, 0.925])
-        top.set_facecolor(HEADER_COLOR)
-        top.text(0.5, 0.62, TITLE, ha="center", va="center", color="white", fontsize=fontsize * 2.6,
-                 fontweight="bold")
-        top.text(0.5, 0.2, AUTHORS, ha="center", va="center", color="white", fontsize=fontsize * 1.1)
-        top.text(0.995, 0.06, f"drawn by python -m figures.poster from {results.count} records in {results.directory}",
-                 ha="right", va="bottom", color="white", fontsize=fontsize * 0.5)
+        fig, body = page_frame(results, TITLE, fontsize)
         left, centre, right = body.subfigures(1, 3, width_ratios=COLUMN_RATIOS, wspace=0.015)
         draw_left(left, fontsize, key_numbers(results, setting))
         draw_centre(centre, results, fontsize)
@@ -176,20 +186,40 @@ def compose_poster(results: Results, out_dir, setting, dpi: int = 100) -> list[P
         return save_figure(fig, out_dir, "poster", dpi=dpi)
 
 
+def compose_page_two(results: Results, out_dir, dpi: int = 100) -> list[Path]:
+    """Draw page 2 (what came after the paper) into `<out_dir>/poster-2.png` and `.pdf`."""
+    with style_context(POSTER_SCALE):
+        fontsize = 11 * POSTER_SCALE
+        fig, body = page_frame(results, PAGE_TWO_TITLE, fontsize)
+        left, right = body.subfigures(1, 2, width_ratios=(1.3, 1.0), wspace=0.015)
+        records = modern.method_records(results)
+        section(left, modern.methods_heading(records), fontsize * 1.2)
+        modern.draw_methods_records(left, records, results.directory, legend_loc="outside lower center")
+        later = spheres.later_records(results)
+        section(right, modern.spheres_heading(later) if later else "Spheres, 2023 study", fontsize * 1.2)
+        spheres.draw_records(right, later, results.directory, modern.spheres_2023_command(results.directory))
+        warning = health_warning(records + later)
+        if warning:
+            body.text(0.01, 0.005, "Warning: " + textwrap.fill(warning, 220), fontsize=fontsize * 0.6, va="bottom")
+        return save_figure(fig, out_dir, "poster-2", dpi=dpi)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m figures.poster",
         description="Draw every poster figure from the result records (PNG and PDF each) and compose the "
                     "A0 landscape poster. Figures only read records; a panel without records shows the "
                     "command that produces them.",
-        epilog="Example: python -m figures.poster --run-missing quick   (a newcomer's one command to a full poster)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Example: python -m figures.poster --run-missing quick   (a newcomer's one command to a full poster)\n\n"
+               "--run-missing quick trains these grids (their records: kind 'train'):\n" + describe_quick_grid())
     parser.add_argument("--results", default="results", help="directory of result records (default: results/)")
     parser.add_argument("--out", default="figures-out", help="directory for the figures and the poster "
                         "(default: figures-out/)")
     parser.add_argument("--run-missing", choices=["quick"], default=None,
-                        help="first run, at CPU scale, the experiments whose records are missing (one seed, the "
-                             "experiments' quick presets: simulate one_step, linear and spheres; the training grid "
-                             f"{', '.join(QUICK_TRAIN_METHODS)} on --datasets), writing into --results; then draw. "
+                        help="first run, at CPU scale, the experiments whose records are missing (the "
+                             "experiments' quick presets: simulate one_step, linear and spheres; the quick training "
+                             "grids on --datasets, listed below), writing into --results; then draw. "
                              "Kinds and columns that already have records are not rerun")
     parser.add_argument("--datasets", default=",".join(QUICK_TRAIN_GRID),
                         help="with --run-missing: the training datasets to run when their poster column has no "
@@ -202,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--figures", default=",".join(FIGURE_NAMES),
                         help=f"comma-separated figures to draw (default: all of {','.join(FIGURE_NAMES)})")
     parser.add_argument("--no-poster", action="store_true", help="draw the figures only, not the poster")
+    parser.add_argument("--pages", default="1",
+                        help="poster pages to compose, comma-separated: 1 = the paper's poster (poster.png/.pdf), "
+                             "2 = after the paper: later certified methods against AT and the 2023 spheres study "
+                             "(poster-2.png/.pdf) (default: 1)")
     parser.add_argument("--dpi", type=int, default=150, help="PNG resolution of each figure (default: 150)")
     parser.add_argument("--poster-dpi", type=int, default=100,
                         help="PNG resolution of the A0 poster (default: 100, i.e. 4681×3311 pixels)")
@@ -228,9 +262,18 @@ def check_args(args) -> list[str]:
     return names
 
 
+def check_pages(text: str) -> list[int]:
+    words = [w.strip() for w in str(text).split(",") if w.strip()]
+    if not words or any(w not in {str(p) for p in PAGES} for w in words):
+        raise UserError(f"--pages takes a comma-separated list of {', '.join(map(str, PAGES))}, got {text!r}; "
+                        "e.g. --pages 1,2.")
+    return sorted({int(w) for w in words})
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     names = check_args(args)
+    pages = check_pages(args.pages)
     datasets = check_datasets(parse_list(args.datasets))
     where = parse_where(args.where)
     log = (lambda *a, **k: None) if args.quiet else print
@@ -253,8 +296,11 @@ def main(argv=None) -> int:
         for line in rendered.summary:
             log(f"  {line}")
     if not args.no_poster:
-        paths = compose_poster(results, args.out, setting, dpi=args.poster_dpi)
-        print("poster: " + ", ".join(str(p) for p in paths))
+        composers = {1: lambda: compose_poster(results, args.out, setting, dpi=args.poster_dpi),
+                     2: lambda: compose_page_two(results, args.out, dpi=args.poster_dpi)}
+        for page in pages:
+            paths = composers[page]()
+            print(f"poster{'' if page == 1 else f' page {page}'}: " + ", ".join(str(p) for p in paths))
     log(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 

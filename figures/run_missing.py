@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from figures.commands import MNIST_FORMAT, QUICK_TRAIN_GRID, QUICK_TRAIN_METHODS
+from figures.commands import MNIST_FORMAT, QUICK_TRAIN_GRID
 from figures.records import load_results
 from realdata.errors import UserError
 
@@ -31,7 +31,8 @@ def missing_work(results, datasets) -> list[tuple[str, object]]:
                          lambda progress, kind=kind: _run_simulate(kind, results, progress)))
     for dataset in datasets:
         if not _column_has_records(results, dataset):
-            grid = f"{', '.join(QUICK_TRAIN_METHODS)} × {len(QUICK_TRAIN_GRID[dataset])} budgets"
+            g = QUICK_TRAIN_GRID[dataset]
+            grid = f"{', '.join(g.methods)} × {len(g.eps)} budgets × {len(g.seeds)} seeds"
             work.append((f"train {dataset}: {grid}",
                          lambda progress, dataset=dataset: _run_train(dataset, results, progress)))
     return work
@@ -44,8 +45,9 @@ def _run_simulate(kind, results, progress):
 
 def _run_train(dataset, results, progress):
     from realdata.sweep import run_grid
-    return run_grid(dataset, QUICK_TRAIN_METHODS, QUICK_TRAIN_GRID[dataset], seeds=(0,), recipe="quick",
-                    out=results.directory, progress=progress)
+    grid = QUICK_TRAIN_GRID[dataset]
+    return run_grid(dataset, grid.methods, grid.eps, seeds=grid.seeds, recipe="quick", out=results.directory,
+                    progress=progress)
 
 
 def check_datasets(datasets) -> list[str]:

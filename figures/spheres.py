@@ -25,6 +25,19 @@ SETTING_KEYS = ("preset", "norm", "k", "margin")
 CLASS_COLORS = ("#009E73", "#56B4E9")  # Okabe–Ito, distinct from every method colour
 
 
+#: the later study's preset (page 2, `figures.modern`); page 1 shows the paper's setting
+LATER_PRESET = "2023"
+
+
+def paper_records(results) -> list:
+    """Spheres records of the paper's setting (every preset but the 2023 study's)."""
+    return [r for r in results.of(KIND) if str(r["config"].get("preset")) != LATER_PRESET]
+
+
+def later_records(results) -> list:
+    return [r for r in results.of(KIND) if str(r["config"].get("preset")) == LATER_PRESET]
+
+
 def settings_of(record) -> tuple:
     return tuple(str(record["config"].get(k)) for k in SETTING_KEYS)
 
@@ -114,8 +127,8 @@ def draw_per_epoch(ax, records, key: str, label: str, eps):
     return drawn
 
 
-def missing(ax, what: str, results_dir="results"):
-    command = spheres_command(results_dir).replace(" --eps", "\n--eps")
+def missing(ax, what: str, results_dir="results", command=None):
+    command = (command or spheres_command(results_dir)).replace(" --eps", "\n--eps")
     message_panel(ax, what, ["No spheres records yet (kind 'spheres').", "Produce them with:"], command)
 
 
@@ -154,15 +167,22 @@ def summarize(records, eps) -> list[str]:
 
 
 def draw(fig, results) -> list[str]:
-    records, notes = main_setting(results.of(KIND))
+    return draw_records(fig, paper_records(results), results.directory)
+
+
+def draw_records(fig, records, results_dir="results", command=None) -> list[str]:
+    """The spheres figure of one set of records (its best-covered setting); `command`
+    produces them (default: the quick grid's)."""
+    command = command or spheres_command(results_dir)
+    records, notes = main_setting(records)
     axes = fig.subplots(2, 3)
     draw_sketch(axes[0, 0])
     panels = [(axes[0, 1], "standard_error", "Standard error"), (axes[0, 2], "robust_error", "Robust error"),
               (axes[1, 2], "unstable_fraction", "Unstable ReLUs (fraction)")]
     if not records:
         for ax in (axes[0, 1], axes[0, 2], axes[1, 0], axes[1, 1], axes[1, 2]):
-            missing(ax, "", results.directory)
-        return ["spheres: no spheres records; run: " + spheres_command(results.directory)]
+            missing(ax, "", results_dir, command)
+        return ["spheres: no spheres records; run: " + command]
     drawn = []
     for ax, metric, label in panels:
         drawn += draw_vs_eps(ax, records, metric, label)

@@ -10,7 +10,7 @@ import pytest
 
 from realdata.results import make_record, record_path, write_json_atomic
 
-SLOPE = {"st": 0.05, "at": 0.1, "coap": 0.3, "crown-ibp": 0.25, "ibp": 0.35}
+SLOPE = {"st": 0.05, "at": 0.1, "coap": 0.3, "crown-ibp": 0.25, "ibp": 0.35, "sabr": 0.2}
 
 
 def _error(rng, method, eps, base):

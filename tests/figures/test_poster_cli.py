@@ -1,5 +1,6 @@
 """`python -m figures.poster`: complete --help, one-sentence errors with exit 2, and a poster
 drawn from records — or from no records, with every data panel explaining itself."""
+import json
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ def test_help_lists_every_option():
     out = subprocess.run([sys.executable, "-m", "figures.poster", "--help"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0
-    for option in ("--results", "--out", "--run-missing", "--where", "--figures", "--no-poster", "--dpi",
+    for option in ("--results", "--out", "--run-missing", "--where", "--figures", "--no-poster", "--pages", "--dpi",
                    "--poster-dpi", "--theory-grid", "--quiet", "quick"):
         assert option in out.stdout
 
@@ -73,3 +74,47 @@ def test_key_numbers_come_from_the_records(results_dir):
     assert any(line.startswith("CIFAR-10") and "robust error" in line for line in lines)
     assert any(line.startswith("spheres robust error") for line in lines)
     assert any(line.startswith("theorem map (4 cells)") for line in lines)
+
+
+@pytest.mark.slow
+def test_page_two_has_the_later_methods_and_the_2023_spheres(tmp_path, capsys, writers):
+    """Later methods and the 2023 spheres go to page 2 only: page 1's figures stay the paper's."""
+    from figures import error_grid, modern, spheres
+    from figures.records import load_results
+    results_dir = tmp_path / "results"
+    writers["train"](results_dir, datasets=("digits",), methods=("at", "coap", "sabr"), seeds=(0,))
+    writers["spheres"](results_dir, methods=("at", "coap"), seeds=(0,), epochs=2)
+    for path in results_dir.glob("spheres-*.json"):  # half of them become the 2023 study's
+        record = json.loads(path.read_text())
+        if record["config"]["eps"] == 1.0:
+            record["config"]["preset"] = "2023"
+            path.write_text(json.dumps(record))
+    results = load_results(results_dir)
+    assert {r["config"]["method"] for r in error_grid.paper_records(results)} == {"at", "coap"}
+    assert {r["config"]["method"] for r in modern.method_records(results)} == {"at", "sabr"}
+    assert {r["config"]["preset"] for r in spheres.paper_records(results)} == {"quick"}
+    assert {r["config"]["eps"] for r in spheres.later_records(results)} == {1.0}
+    assert error_grid.heading(error_grid.paper_records(results)).count("COAP") == 1
+    assert "SABR" not in error_grid.heading(error_grid.paper_records(results))
+    assert modern.methods_heading(modern.method_records(results)).startswith("Since the paper: ")
+    assert "SABR robust error above AT's in" in modern.methods_heading(modern.method_records(results))
+    out = tmp_path / "out"
+    assert run_main(poster.main, ["--results", str(results_dir), "--out", str(out), "--figures",
+                                  "modern_methods,spheres_2023", "--pages", "2"] + TINY) == 0
+    assert "poster page 2: " in capsys.readouterr().out
+    for name in ("poster-2.png", "poster-2.pdf", "modern_methods.png", "spheres_2023.png"):
+        assert (out / name).stat().st_size > 1000
+    assert not (out / "poster.png").exists()
+
+
+def test_bad_pages(tmp_path, capsys):
+    assert run_main(poster.main, ["--pages", "3", "--out", str(tmp_path / "o")] + TINY) == 2
+    assert "--pages takes" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_modern_figure_without_records_shows_the_command(tmp_path):
+    from figures import modern
+    from figures.records import Results
+    from figures.spec import render
+    rendered = render(modern.METHODS_SPEC, Results(tmp_path), tmp_path / "figs", dpi=20)
+    assert rendered.summary == [f"modern methods: no records; run: {modern.methods_command(tmp_path)}"]

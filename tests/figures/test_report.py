@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 import pytest
 
 from figures import report
+from figures.poster import FIGURE_NAMES
 from figures.reproduce import COMMAND_MODULES, reproduce_command
 from figures.style import eps_formatter
 from realdata.errors import run_main
@@ -85,7 +86,7 @@ def written(results_dir, tmp_path_factory):
     return page, records, record
 
 
-@pytest.mark.slow  # shares the report drawn once (five figures)
+@pytest.mark.slow  # shares the report drawn once (every figure)
 def test_every_record_is_one_row_with_its_numbers(written):
     page, records, _ = written
     assert page.header == [c.title for c in report.COLUMNS]
@@ -116,7 +117,7 @@ def test_every_record_is_one_row_with_its_numbers(written):
         assert row[0]["attrs"]["data-method"] == c.get("method", "")
 
 
-@pytest.mark.slow  # shares the report drawn once (five figures)
+@pytest.mark.slow  # shares the report drawn once (every figure)
 def test_the_collapsed_record_is_flagged_and_warned(written):
     page, _, record = written
     col = [c.key for c in report.COLUMNS].index("flags")
@@ -126,17 +127,17 @@ def test_the_collapsed_record_is_flagged_and_warned(written):
                for w in page.warnings)
 
 
-@pytest.mark.slow  # shares the report drawn once (five figures)
+@pytest.mark.slow  # shares the report drawn once (every figure)
 def test_damaged_and_foreign_files_are_warnings(written):
     page, _, _ = written
     assert any("broken.json is corrupt" in w for w in page.warnings)
     assert any("foreign.json is not a result record" in w for w in page.warnings)
 
 
-@pytest.mark.slow  # shares the report drawn once (five figures)
+@pytest.mark.slow  # shares the report drawn once (every figure)
 def test_the_page_is_self_contained(written):
     page, _, _ = written
-    assert len(page.images) == 5 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert len(page.images) == len(FIGURE_NAMES) and all(src.startswith("data:image/png;base64,") for src in page.images)
     assert all(link.startswith("data:") for link in page.links)  # no file, server or network reference
 
 
