@@ -1,0 +1,89 @@
+"""Does every quick recipe train, and what does each cell cost? One row per grid cell.
+
+    nice python -m benchmarks.quick_grid --datasets digits,cifar10 --seeds 0,1,2 \\
+        [--methods st,at,coap,crown-ibp,ibp] [--out bench-quick] [--json FILE]
+
+Runs `realdata.sweep.run_grid` cell by cell over the quick budgets the poster uses
+(`figures.commands.QUICK_TRAIN_GRID`) and prints, per cell: the final training error
+(the method's own: clean, attacked or not-certified), the test standard and robust
+error, `realdata.health.record_health`, and the process CPU seconds and wall seconds the
+cell took (training + evaluation).  CPU seconds are what to extrapolate from on a shared
+machine: wall time there depends on everyone else's load, which is printed with each row
+(the 1-minute load average).  Finished cells are read back, not rerun (their CPU time is
+then unknown and shown as "-"), so an interrupted measurement resumes.
+
+Not a CI test: a full three-seed run of both datasets takes tens of CPU minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+from figures.commands import QUICK_TRAIN_GRID
+from realdata.errors import parse_eps, parse_list, parse_seeds, run_main
+from realdata.health import chance_error, record_health
+from realdata.methods import TRAIN_METHODS
+from realdata.recipes import make_config
+from realdata.train import paths, train
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(dataset: str, method: str, eps: float, seed: int, out: str) -> dict:
+    config = make_config(dataset, method, "quick", eps=eps, seed=seed)
+    fresh = not paths(config, out)[0].exists()
+    cpu, wall = cpu_seconds(), time.perf_counter()
+    record = train(config, out=out, progress=False)
+    metrics, history = record["metrics"], record.get("history") or [{}]
+    return {"dataset": dataset, "method": method, "eps": eps, "seed": seed,
+            "train_error": history[-1].get("train_error"), "standard_error": metrics.get("standard_error"),
+            "robust_error": metrics.get("robust_error"), "certified_error": metrics.get("certified_error"),
+            "health": record_health(record), "chance": chance_error(10),
+            "cpu_s": cpu_seconds() - cpu if fresh else None,
+            "wall_s": time.perf_counter() - wall if fresh else None, "load1": os.getloadavg()[0]}
+
+
+def _fmt(value, spec=".3f"):
+    return "-" if value is None else format(value, spec)
+
+
+def row_text(row: dict) -> str:
+    return (f"{row['dataset']:8s} {row['method']:9s} eps={row['eps']:<8.4g} seed={row['seed']}  "
+            f"train {_fmt(row['train_error'])}  std {_fmt(row['standard_error'])}  "
+            f"rob {_fmt(row['robust_error'])}  cert {_fmt(row['certified_error'])}  "
+            f"health {row['health'] or 'ok':9s} cpu {_fmt(row['cpu_s'], '.1f')}s  "
+            f"wall {_fmt(row['wall_s'], '.1f')}s  load {row['load1']:.2f}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quick_grid", description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", default=",".join(QUICK_TRAIN_GRID))
+    parser.add_argument("--methods", default=",".join(TRAIN_METHODS), help="default: all five, on every dataset")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--eps", default=None, help="override the budgets (comma-separated)")
+    parser.add_argument("--out", default="bench-quick", help="where the records go (default: bench-quick/)")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    rows = []
+    for dataset in parse_list(args.datasets):
+        budgets = parse_list(args.eps, parse_eps) if args.eps else QUICK_TRAIN_GRID[dataset].eps
+        for method in parse_list(args.methods):
+            for eps in budgets:
+                for seed in parse_seeds(args.seeds):
+                    rows.append(measure(dataset, method, eps, seed, args.out))
+                    print(row_text(rows[-1]), flush=True)
+                    if args.json:
+                        with open(args.json, "w") as f:
+                            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
