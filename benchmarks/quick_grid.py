@@ -3,10 +3,10 @@
     nice python -m benchmarks.quick_grid --datasets digits,cifar10 --seeds 0,1,2 \\
         [--methods st,at,coap,crown-ibp,ibp] [--out bench-quick] [--json FILE]
 
-Runs `realdata.sweep.run_grid` cell by cell over the quick budgets the poster uses
-(`figures.commands.QUICK_TRAIN_GRID`) and prints, per cell: the final training error
-(the method's own: clean, attacked or not-certified), the test standard and robust
-error, `realdata.health.record_health`, and the process CPU seconds and wall seconds the
+Trains (`realdata.train.train`) cell by cell over the quick budgets the poster uses
+(`figures.commands.QUICK_TRAIN_GRID`) and prints, per cell: the final clean training error
+(what `realdata.health` judges), the last epoch's error of the method's own objective
+(attacked or not-certified), the test standard and robust error, `realdata.health.record_health`, and the process CPU seconds and wall seconds the
 cell took (training + evaluation).  CPU seconds are what to extrapolate from on a shared
 machine: wall time there depends on everyone else's load, which is printed with each row
 (the 1-minute load average).  Finished cells are read back, not rerun (their CPU time is
@@ -25,7 +25,7 @@ import time
 
 from figures.commands import QUICK_TRAIN_GRID
 from realdata.errors import parse_eps, parse_list, parse_seeds, run_main
-from realdata.health import chance_error, record_health
+from realdata.health import chance_error, final_train_error, record_health
 from realdata.methods import TRAIN_METHODS
 from realdata.recipes import make_config
 from realdata.train import paths, train
@@ -43,7 +43,8 @@ def measure(dataset: str, method: str, eps: float, seed: int, out: str) -> dict:
     record = train(config, out=out, progress=False)
     metrics, history = record["metrics"], record.get("history") or [{}]
     return {"dataset": dataset, "method": method, "eps": eps, "seed": seed,
-            "train_error": history[-1].get("train_error"), "standard_error": metrics.get("standard_error"),
+            "train_error": final_train_error(record), "objective_error": history[-1].get("train_error"),
+            "standard_error": metrics.get("standard_error"),
             "robust_error": metrics.get("robust_error"), "certified_error": metrics.get("certified_error"),
             "health": record_health(record), "chance": chance_error(10),
             "cpu_s": cpu_seconds() - cpu if fresh else None,
@@ -56,7 +57,7 @@ def _fmt(value, spec=".3f"):
 
 def row_text(row: dict) -> str:
     return (f"{row['dataset']:8s} {row['method']:9s} eps={row['eps']:<8.4g} seed={row['seed']}  "
-            f"train {_fmt(row['train_error'])}  std {_fmt(row['standard_error'])}  "
+            f"train {_fmt(row['train_error'])}  obj {_fmt(row['objective_error'])}  std {_fmt(row['standard_error'])}  "
             f"rob {_fmt(row['robust_error'])}  cert {_fmt(row['certified_error'])}  "
             f"health {row['health'] or 'ok':9s} cpu {_fmt(row['cpu_s'], '.1f')}s  "
             f"wall {_fmt(row['wall_s'], '.1f')}s  load {row['load1']:.2f}")
