@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from realdata.errors import UserError
 from realdata.precision import full_float32
 from realdata.relaxation.engine import Engine
+from realdata.relaxation.optimised import ITERATIONS, STEP_SIZE
 from realdata.relaxation.recipes import RECIPES
 from realdata.relaxation.relus import unstable_mask
 from realdata.threats import Threat
@@ -55,9 +56,8 @@ from realdata.threats import Threat
 BOUND_METHODS = tuple(RECIPES)
 
 _DIRECTIONS = ("auto", "forward", "backward")
-#: alpha-crown's defaults, auto_LiRPA's (optimize_bound_args: iteration 20, lr_alpha 0.5)
-DEFAULT_ITERATIONS = 20
-DEFAULT_STEP_SIZE = 0.5
+#: alpha-crown's defaults, auto_LiRPA's (`relaxation/optimised.py`)
+DEFAULT_ITERATIONS, DEFAULT_STEP_SIZE = ITERATIONS, STEP_SIZE
 #: every keyword option of `Bounds` and the bound functions (see the module docstring)
 _OPTIONS = ("beta", "proj", "chunk_size", "generator", "direction", "iterations", "step_size")
 

@@ -21,6 +21,7 @@ from realdata.relaxation.backward import linear_bounds, row_support
 from realdata.relaxation.graph import Graph, parse
 from realdata.relaxation.intervals import IntervalPass
 from realdata.relaxation.layers import Chain
+from realdata.relaxation.optimised import ITERATIONS, STEP_SIZE
 from realdata.relaxation.recipes import RECIPES
 from realdata.relaxation.relus import Spec
 
@@ -78,7 +79,7 @@ class Engine:
     """Bounds of one model on one batch under one threat with one method."""
 
     def __init__(self, model, x, threat, method, beta=1.0, proj=None, chunk_size=None,
-                 generator=None, direction="auto", iterations=20, step_size=0.5):
+                 generator=None, direction="auto", iterations=ITERATIONS, step_size=STEP_SIZE):
         self.graph: Graph = parse(model, x)
         self.x = x
         self.threat = threat

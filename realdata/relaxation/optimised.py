@@ -25,7 +25,9 @@ import torch
 
 from realdata.relaxation.relus import AdaptiveSlope, Spec
 
-#: auto_LiRPA's step decay per iteration (ExponentialLR)
+#: auto_LiRPA's defaults (optimize_bound_args: iteration 20, lr_alpha 0.5, lr_decay 0.98 per step)
+ITERATIONS = 20
+STEP_SIZE = 0.5
 STEP_DECAY = 0.98
 
 
