@@ -11,7 +11,6 @@ which DDP's hooks rely on; one flat all-reduce per step costs the same.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 from dataclasses import dataclass
@@ -68,15 +67,15 @@ class Context:
             raise err
         return value
 
-    @contextlib.contextmanager
-    def main_first(self):
-        """Rank 0 runs the block first (e.g. downloads and unpacks a data set) while the others
-        wait; then the others run it (finding the files in place)."""
-        if not self.is_main:
-            self.barrier()
-        yield
-        if self.is_main:
-            self.barrier()
+    def main_first(self, run):
+        """`run()` on rank 0 first (e.g. download and unpack a data set) while the others wait,
+        then on the others (finding the files in place) → its result on each process.  A
+        UserError on rank 0 stops every process with its sentence."""
+        if self.world_size == 1:
+            return run()
+        first = []
+        self.decide(lambda: first.append(run()))  # rank 0 runs; its error, if any, reaches all
+        return first[0] if self.is_main else run()
 
     def gather(self, obj) -> list:
         """Every process's `obj`, in rank order, on every process."""

@@ -25,7 +25,6 @@ import math
 import os
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -318,10 +317,10 @@ def _decide_start(config: TrainConfig, out, device_type: str, force: bool) -> di
 def load_run_data(config: TrainConfig, data_dir, ctx: distributed.Context):
     """The run's dataset; with a download asked for, rank 0 fetches, checks and unpacks it
     while the others wait, then they read the files it left."""
-    download = bool(config.data_params.get("download"))
-    with ctx.main_first() if download else nullcontext():
+    def load():
         return load_dataset(config.dataset, data_dir=data_dir, train_size=config.train_size,
                             test_size=config.test_size, seed=config.seed, **config.data_params)
+    return ctx.main_first(load) if config.data_params.get("download") else load()
 
 
 def train(config: TrainConfig, *, out="results", data_dir=None, device=None, force: bool = False,

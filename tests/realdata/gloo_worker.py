@@ -21,6 +21,7 @@ import realdata.data as data_mod
 import realdata.evaluate as evaluate_mod
 import realdata.train as train_mod
 from realdata import distributed
+from realdata.errors import UserError
 from realdata.models import build_model
 from realdata.recipes import make_config
 from realdata.threats import L2
@@ -30,10 +31,15 @@ def download_then_train(ctx, out: Path, served: Path) -> dict:
     """Rank 0 alone downloads into the shared folder; then AT with uneven shares keeps the
     augmentation identical on both ranks while each rank attacks from its own stream."""
     fetched, augmented, streams = [], [], []
-    data_mod.CIFAR10_MD5 = hashlib.md5(served.read_bytes()).hexdigest()
     data_mod._fetch_url = lambda url, dest: fetched.append(url) or shutil.copyfile(served, dest)
     config = make_config("cifar10", "at", eps=0.1, arch="mlp", width=8, train_size=15, test_size=4, epochs=2,
                          batch_size=7, attack_steps=2, eval_steps=2, data_params={"download": True})
+    try:  # a download that fails its check (the official md5 is not the test archive's) stops every rank
+        train_mod.load_run_data(config, out / "shared-data", ctx)
+        refused = None
+    except UserError as err:
+        refused = str(err)
+    data_mod.CIFAR10_MD5 = hashlib.md5(served.read_bytes()).hexdigest()
     dataset = train_mod.load_run_data(config, out / "shared-data", ctx)
 
     augment = train_mod.augment_batch
@@ -45,7 +51,7 @@ def download_then_train(ctx, out: Path, served: Path) -> dict:
         train_mod.fit(config, dataset, model, progress=False, context=ctx)
     finally:
         train_mod.augment_batch, train_mod.training_loss = augment, loss
-    return {"fetched": len(fetched), "train_labels": dataset.y_train.tolist(), "augmented": augmented,
+    return {"refused": refused, "fetched": len(fetched), "train_labels": dataset.y_train.tolist(), "augmented": augmented,
             "streams": sorted(set(streams))}
 
 
