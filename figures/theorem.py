@@ -116,7 +116,8 @@ def one_step_rows(records, setting: TheoremSetting) -> list[dict]:
     rows = []
     for rec in records:
         cfg = rec.get("config", {})
-        if any(cfg.get(k) != getattr(setting, k) for k in ("gamma", "sigma", "a", "b", "eta")):
+        if any(cfg.get(k) != getattr(setting, k) for k in ("gamma", "sigma", "a", "b", "eta")) \
+                or cfg.get("steps", 1) != 1:
             continue
         ratio, gap = metric_value(rec, "ratio"), metric_value(rec, "risk_gap")
         if ratio is None or gap is None or not isinstance(cfg.get("eps"), (int, float)):

@@ -177,6 +177,7 @@ class OneStepConfig:
     batches: int = 100          # chunks of the sample: the batch means give the standard errors
     n_test: int = 10_000        # fresh points for the empirical robust error after the step (0: skip)
     seed: int = 0
+    steps: int = 1              # GD steps on θ₁, a fresh sample of n points each (theory.dynamics for T > 1)
 
     def __post_init__(self):
         parse_eps(self.eps)
@@ -191,6 +192,8 @@ class OneStepConfig:
             raise UserError(f"standard errors need n >= 2 and batches >= 2, got n={self.n}, batches={self.batches}.")
         if self.n_test < 0:
             raise UserError(f"n_test must be non-negative, got {self.n_test}.")
+        if not (isinstance(self.steps, int) and self.steps >= 1):
+            raise UserError(f"steps must be a whole number of GD steps, at least 1, got {self.steps!r}.")
         for name in ("theta1", "ratio"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -198,7 +201,8 @@ class OneStepConfig:
 
     @property
     def name(self) -> str:
-        return f"one_step-eps{self.eps:g}-gamma{self.gamma:g}-d{self.d}-n{self.n}"
+        steps = "" if self.steps == 1 else f"-T{self.steps}"
+        return f"one_step-eps{self.eps:g}-gamma{self.gamma:g}-d{self.d}-n{self.n}{steps}"
 
 
 ONE_STEP_PRESETS = {

@@ -51,3 +51,32 @@ def test_initial_theta_is_seeded_positive_and_pinnable():
     assert drawn[0] > 0 and drawn.equal(initial_theta(OneStepConfig(d=30, seed=3)))
     pinned = initial_theta(OneStepConfig(d=30, theta1=2.0, ratio=7.0))
     assert pinned[0] == 2.0 and math.isclose(float(pinned[1:].norm() / pinned[0]), 7.0, rel_tol=1e-12)
+
+
+@pytest.mark.slow
+def test_many_finite_sample_steps_follow_the_population_dynamics():
+    """`--steps T`: each step's θ₁ (fresh sample of n points per step) within 4 propagated SEs of
+    theory.dynamics' exact population GD, for AT and COAP."""
+    from simulate.one_step import report
+    config = OneStepConfig(**{**EXAMPLE.__dict__, "d": 20, "n": 8_000, "batches": 40, "steps": 3})
+    metrics, history, _ = run_one(config, progress=False)
+    assert [row["step"] for row in history] == [1, 2, 3]
+    for row in history:
+        for method in ("at", "coap"):
+            assert row[f"theta1_{method}_se"] > 0
+            assert abs(row[f"theta1_{method}_z"]) < 4, (row["step"], method, row)
+    assert history[0]["theta1_coap_pop"] == pytest.approx(1.0265157, abs=2e-7)   # the worked example's step
+    # SEs accumulate over the steps.
+    assert history[-1]["theta1_at_se"] > history[0]["theta1_at_se"]
+    for key in ("theta1_at", "theta1_coap", "risk_at", "risk_coap", "risk_gap"):
+        assert abs(metrics[f"{key}_z"]) < 4, key
+    assert metrics["coap_worse_pop"]
+    text = report({"config": {**config.__dict__}, "metrics": metrics, "history": history, "seed": 0})
+    assert "3 GD steps" in text and "θ₁ after T steps, COAP" in text
+
+
+def test_steps_must_be_a_positive_whole_number_and_name_the_record():
+    from realdata.errors import UserError
+    with pytest.raises(UserError, match="steps"):
+        OneStepConfig(steps=0)
+    assert OneStepConfig(steps=3).name.endswith("-T3") and "-T" not in OneStepConfig().name
