@@ -69,10 +69,12 @@ def train_commands(out: str = "results") -> list[str]:
     return [train_command(dataset, out) for dataset in QUICK_TRAIN_GRID]
 
 
-def quick_command(kind: str, out: str = "results") -> str:
-    """The command line of the quick grid of simulate experiment `kind` (`realdata.synthetic.QUICK`)."""
+def quick_command(kind: str, out: str = "results", methods=None) -> str:
+    """The command line of the quick grid of simulate experiment `kind` (`realdata.synthetic.QUICK`),
+    with its own methods or the given ones."""
     grid = QUICK[kind]
-    methods = f" --methods {','.join(grid.methods)}" if grid.methods else ""
+    methods = methods or grid.methods
+    methods = f" --methods {','.join(methods)}" if methods else ""
     flags = f" {grid.flags}" if grid.flags else ""
     return f"python -m simulate.{kind} --preset quick{methods} --eps {eps_list(grid.eps)}{flags} --out {out}"
 

@@ -13,7 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from figures import error_grid, linear, modern, relaxation, spheres, theorem
+from figures import beyond_coap, error_grid, linear, modern, relaxation, spheres, theorem, tightness
 from figures.commands import POSTER_COMMAND, QUICK_TRAIN_GRID, describe_quick_grid, linear_command
 from figures.curves import legend_handles
 from figures.records import Results, health_warning, load_results, parse_where
@@ -29,7 +29,8 @@ POSTER_SCALE = 2.2
 COLUMN_RATIOS = (0.95, 1.6, 1.25)
 TITLE = "Certified defences hurt generalisation"
 AUTHORS = "Piersilvio De Bartolomeis, Jacob Clarysse, Fanny Yang, Amartya Sanyal — ETH Zürich"
-FIGURE_NAMES = ("error_grid", "spheres", "linear", "theorem", "relaxation", "modern_methods", "spheres_2023")
+FIGURE_NAMES = ("error_grid", "spheres", "linear", "theorem", "relaxation", "modern_methods", "spheres_2023",
+                "relaxation_gaps", "dynamics", "tightness")
 PAGE_TWO_TITLE = "After the paper: later certified training, and the 2023 spheres study"
 PAGES = (1, 2)
 
@@ -38,7 +39,9 @@ def figure_specs(setting: theorem.TheoremSetting) -> dict:
     """Every figure, page 1's then page 2's, by file name."""
     return {"error_grid": error_grid.SPEC, "spheres": spheres.SPEC, "linear": linear.SPEC,
             "theorem": theorem.spec(setting), "relaxation": relaxation.SPEC,
-            "modern_methods": modern.METHODS_SPEC, "spheres_2023": modern.SPHERES_SPEC}
+            "modern_methods": modern.METHODS_SPEC, "spheres_2023": modern.SPHERES_SPEC,
+            "relaxation_gaps": beyond_coap.gap_maps_spec(beyond_coap.TheorySetting(grid=setting.grid)),
+            "dynamics": beyond_coap.dynamics_spec(), "tightness": tightness.SPEC}
 
 
 def column_chars(column: int, fontsize: float) -> int:

@@ -23,12 +23,13 @@ from realdata.cli import Parser
 from realdata.data import load_dataset
 from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.evaluate import evaluate
-from realdata.methods import TRAIN_ATTACKS
+from realdata.methods import METHODS as TRAINING, TRAIN_ATTACKS, TRAIN_METHODS
 from realdata.recipes import from_synthetic
 from realdata.synthetic import LINEAR_EPS_GRIDS, LINEAR_PRESETS, METHODS, LinearConfig, text, preset_help
 from realdata.train import build_threat
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
                              parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
+from simulate.tightness import tightness
 from simulate.training import TrainedRuns, lr_search, training_group
 
 KIND = "linear"
@@ -54,7 +55,9 @@ def run_one(config: LinearConfig, progress: bool = True, checkpoint=None, traine
 
     choice = lr_search(base, config.lrs, dataset, threat, exact, progress=progress, checkpoint_prefix=checkpoint,
                        trained=trained)
-    return choice.record_parts(dataset, base)
+    metrics, history, extra = choice.record_parts(dataset, base)
+    found = tightness(config.method, choice.run.model, dataset.x_test, dataset.y_test, threat, "line-search")
+    return {**metrics, **found}, history, extra
 
 
 def run_linear(configs, out="results", force: bool = False, progress: bool = True, jobs: int = 1) -> list[dict]:
@@ -72,9 +75,9 @@ def run_linear(configs, out="results", force: bool = False, progress: bool = Tru
 def summary_rows(records: list[dict]) -> list[dict]:
     rows = group_means(records, ("n", "method", "eps"),
                        {"train": "train_error", "std": "standard_error", "rob": "robust_error",
-                        "cert": "certified_error", "unst": "unstable_fraction"},
+                        "cert": "certified_error", "unst": "unstable_fraction", "gap": "tightness"},
                        percent=("train", "std", "rob", "cert", "unst"))
-    return sorted(rows, key=lambda r: (r["n"], r["eps"], METHODS.index(r["method"].lower())))
+    return sorted(rows, key=lambda r: (r["n"], r["eps"], TRAIN_METHODS.index(r["method"].lower())))
 
 
 def table(records: list[dict]) -> str:
@@ -82,7 +85,7 @@ def table(records: list[dict]) -> str:
         ("n", "n", "{}"), ("eps", "eps", "{:g}"), ("method", "method", "{}"), ("seeds", "seeds", "{}"),
         ("lrs", "lr", "{}"), ("train", "train err %", "{:.1f}"), ("std", "std err %", "{:.2f}"),
         ("rob", "robust err %", "{:.2f}"), ("cert", "cert err %", "{:.2f}"), ("unst", "unstable %", "{:.1f}"),
-        ("time", "time s", "{:.0f}")])
+        ("gap", "looseness", "{:.3g}"), ("time", "time s", "{:.0f}")])
 
 
 def curves(records: list[dict]) -> str:
@@ -90,7 +93,7 @@ def curves(records: list[dict]) -> str:
     rows = {}
     for row in summary_rows(records):
         rows.setdefault((row["n"], row["eps"]), {"n": row["n"], "eps": row["eps"]})[row["method"]] = row["rob"]
-    methods = [m.upper() for m in METHODS]
+    methods = [m.upper() for m in TRAIN_METHODS if any(r["method"].lower() == m for r in summary_rows(records))]
     return format_table(list(rows.values()), [("n", "n", "{}"), ("eps", "eps", "{:g}")]
                         + [(m, f"{m} robust %", "{:.2f}") for m in methods])
 
@@ -117,7 +120,9 @@ def build_parser() -> Parser:
     p.add_argument("--eps", default=None, help=f"budget(s) ε along e₁, comma-separated (default {d.eps}; with --sweep "
                                                 "the paper's grid for each n)")
     p.add_argument("--sweep", action="store_true", help="run the paper's ε grid for each --n (see above)")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated methods from {', '.join(METHODS)}")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma-separated training methods (default {','.join(METHODS)}): "
+                        + "; ".join(f"{m.name}: {m.summary}" for m in TRAINING.values()))
     p.add_argument("--d", type=int, default=None, help=f"input dimension (default: the preset's, {d.d})")
     p.add_argument("--gamma", type=float, default=None, help=f"signal strength γ (default {d.gamma})")
     p.add_argument("--n-test", type=int, default=None, help=f"test points (default: the preset's, {d.n_test})")
@@ -163,7 +168,7 @@ def configs_from_args(args) -> list[LinearConfig]:
         grid = {n: EPS_GRIDS[n] for n in ns}
     else:
         grid = {n: (base.eps,) for n in ns}
-    methods = parse_methods(args.methods, METHODS)
+    methods = parse_methods(args.methods, TRAIN_METHODS)
     return [replace(base, n=n, eps=e, method=m, seed=s)
             for s in parse_seeds(args.seeds) for n in ns for e in grid[n] for m in methods]
 

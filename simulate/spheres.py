@@ -24,12 +24,14 @@ from realdata.cli import Parser
 from realdata.data import load_dataset
 from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.evaluate import evaluate
+from realdata.methods import METHODS as TRAINING, TRAIN_METHODS
 from realdata.recipes import from_synthetic
 from realdata.synthetic import FIGURES_2023, METHODS, SPHERE_NORMS, SPHERES_PRESETS, SpheresConfig, text, preset_help
 from realdata.train import build_threat
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
                              parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
 from simulate.paper2023 import figure_table
+from simulate.tightness import tightness
 from simulate.training import TrainedRuns, lr_search, training_group
 
 KIND = "spheres"
@@ -42,13 +44,17 @@ def train_config(config: SpheresConfig):
     return from_synthetic(config)
 
 
+def _attack_options(config: SpheresConfig) -> dict:
+    """The evaluation attack's options (the line search takes none)."""
+    return {} if config.eval_attack == "line-search" else {"steps": config.eval_steps, "restarts": config.eval_restarts}
+
+
 def _evaluators(config: SpheresConfig, dataset, threat, progress: bool):
     """(final evaluation, ranking evaluation or None) of a trained model on the test set."""
     x, y = dataset.x_test, dataset.y_test
 
     def final(model):
-        options = {} if config.eval_attack == "line-search" else {"steps": config.eval_steps,
-                                                                  "restarts": config.eval_restarts}
+        options = _attack_options(config)
         # one batch for the whole test set: with a net this small, large products cost least per point
         return evaluate(model, x, y, threat, attack=config.eval_attack, bound="coap", num_classes=dataset.num_classes,
                         signal=dataset.signal, box=None, batch_size=len(y), progress=progress, **options)
@@ -94,7 +100,10 @@ def run_one(config: SpheresConfig, progress: bool = True, checkpoint=None, train
     final, rank = _evaluators(config, dataset, threat, progress)
     choice = lr_search(base, config.lrs, dataset, threat, final, select_fn=rank, callback=callback,
                        progress=progress, checkpoint_prefix=checkpoint, trained=trained)
-    return choice.record_parts(dataset, base)
+    metrics, history, extra = choice.record_parts(dataset, base)
+    found = tightness(config.method, choice.run.model, dataset.x_test, dataset.y_test, threat, config.eval_attack,
+                      **_attack_options(config))
+    return {**metrics, **found}, history, extra
 
 
 def run_spheres(configs, out="results", force: bool = False, progress: bool = True, jobs: int = 1) -> list[dict]:
@@ -113,11 +122,12 @@ def summary_rows(records: list[dict]) -> list[dict]:
     """One row per (method, threat, ε): means over the seeds present, errors in %."""
     rows = group_means(records, ("method", "norm", "k", "eps"),
                        {"train": "train_error", "std": "standard_error", "rob": "robust_error",
-                        "cert": "certified_error", "unst": "unstable_fraction", "align": "alignment"},
+                        "cert": "certified_error", "unst": "unstable_fraction", "align": "alignment",
+                        "gap": "tightness"},
                        percent=("train", "std", "rob", "cert", "unst"))
     for row in rows:
         row["threat"] = f"k={row['k']}" if row["k"] else row["norm"]
-    return sorted(rows, key=lambda r: (r["eps"], METHODS.index(r["method"].lower())))
+    return sorted(rows, key=lambda r: (r["eps"], TRAIN_METHODS.index(r["method"].lower())))
 
 
 def table(records: list[dict]) -> str:
@@ -125,7 +135,7 @@ def table(records: list[dict]) -> str:
         ("method", "method", "{}"), ("threat", "threat", "{}"), ("eps", "eps", "{:g}"), ("seeds", "seeds", "{}"),
         ("lrs", "lr", "{}"), ("train", "train err %", "{:.1f}"), ("std", "std err %", "{:.2f}"),
         ("rob", "robust err %", "{:.2f}"), ("cert", "cert err %", "{:.2f}"), ("unst", "unstable %", "{:.1f}"),
-        ("align", "cos(δ,signal)", "{:.3f}"), ("time", "time s", "{:.0f}")])
+        ("align", "cos(δ,signal)", "{:.3f}"), ("gap", "looseness", "{:.3g}"), ("time", "time s", "{:.0f}")])
 
 
 # --------------------------------------------------------------------------- command line
@@ -151,8 +161,9 @@ def build_parser() -> Parser:
                                                "choice of this toolkit)")
     p.add_argument("--eps", default=None,
                    help=f"budget(s) ε, comma-separated, e.g. 0.5 or 0.1,0.5,1.0 (default: the preset's, {d.eps:g} for 2022)")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated methods from {', '.join(METHODS)} "
-                                                                 f"(default: all)")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma-separated training methods (default {','.join(METHODS)}): "
+                        + "; ".join(f"{m.name}: {m.summary}" for m in TRAINING.values()))
     p.add_argument("--norm", choices=NORMS, default=None, help="threat model: the l2 or linf ball (default l2)")
     p.add_argument("--k", type=int, default=None,
                    help="instead of a norm ball, the signal-aligned set of K random orthonormal directions "
@@ -209,7 +220,7 @@ def configs_from_args(args) -> list[SpheresConfig]:
     changes["per_epoch"] = args.per_epoch
     base = replace(base, **changes)
     eps_values = parse_list(args.eps, parse_eps) if args.eps is not None else [base.eps]
-    methods = parse_methods(args.methods, METHODS)
+    methods = parse_methods(args.methods, TRAIN_METHODS)
     return [replace(base, method=m, eps=e, seed=s) for s in parse_seeds(args.seeds or "0") for e in eps_values
             for m in methods]
 
@@ -232,7 +243,7 @@ def figure_configs(args) -> list[SpheresConfig]:
     if given:
         raise UserError(f"--figure {args.figure} fixes the threat, budgets and radii; drop {', '.join(given)}.")
     grid = FIGURES_2023[args.figure]
-    methods = parse_methods(args.methods, METHODS)
+    methods = parse_methods(args.methods, TRAIN_METHODS)
     sizes = _run_sizes(args)
     seeds = parse_seeds(args.seeds) if args.seeds is not None else grid.seeds
     return [replace(c, **sizes) for c in grid.configs(seeds) if c.method in methods]

@@ -120,3 +120,35 @@ def test_one_step_records_are_placed_on_the_map(tmp_path, writers):
     assert len(rows) == 1 and rows[0]["eps_ratio"] == 0.8 and rows[0]["ratio"] == 14.2
     lines = theorem.summarize(theorem.risk_gap_map(setting), theorem.gradient_curves(setting), rows)
     assert "one_step n=20000 at ε/γ=0.8, r=14.2: simulated risk gap COAP − AT +0.00011 ± 5e-06" in lines[-1]
+
+
+def test_theory_beyond_coap_figures(tmp_path):
+    """Per-relaxation gap maps and many-step trajectories: the summaries state the theory's verdicts."""
+    from figures import beyond_coap
+    setting = beyond_coap.TheorySetting(grid=3, steps=20)
+    maps = render(beyond_coap.gap_maps_spec(setting), Results(tmp_path), tmp_path, dpi=DPI)
+    assert_valid_files(maps.paths)
+    text = "\n".join(maps.summary)
+    assert "CROWN: worse than AT in 0" in text and "IBP: identical to AT" in text and "(= LP): identical" in text
+    dyn = render(beyond_coap.dynamics_spec(setting), Results(tmp_path), tmp_path, dpi=DPI)
+    assert_valid_files(dyn.paths)
+    coap = next(line for line in dyn.summary if ", COAP:" in line)
+    assert "stationary point" in coap and "grows without bound" in dyn.summary[0]
+
+
+def test_harm_against_tightness_pairs_each_run_with_at(tmp_path, writers):
+    from figures import tightness
+    base = {"kind": "linear", "seed": 0, "history": []}
+    records = []
+    for method, robust, gap in (("at", 0.2, None), ("coap", 0.35, 1.5), ("crown", 0.3, 0.7)):
+        for seed in (0, 1):
+            records.append({**base, "seed": seed,
+                            "config": {"n": 50, "d": 20, "gamma": 6, "eps": 4.5, "seed": seed, "method": method},
+                            "metrics": {"robust_error": robust + 0.01 * seed, "tightness": gap}})
+    points = tightness.harm_points(records, tightness.EXPERIMENTS["linear"][0])
+    assert sorted(points) == [("at", 4.5), ("coap", 4.5), ("crown", 4.5)]
+    assert points[("coap", 4.5)] == [(1.5, pytest.approx(0.15)), (1.5, pytest.approx(0.15))]
+    assert points[("at", 4.5)][0] == (0.0, 0.0)
+    empty = render(tightness.SPEC, Results(tmp_path), tmp_path, dpi=DPI)
+    assert empty.summary == ["Concentric spheres: no points", "Linear distribution: no points"]
+    assert "--methods at,coap" in tightness.command("linear") and "crown" in tightness.command("linear")
