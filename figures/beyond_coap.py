@@ -1,38 +1,25 @@
 """The one-neuron theory beyond COAP's fixed slope: per-relaxation one-step gap maps and many-step
 trajectories. Computed by `theory` (exact population quadrature), not read from records.
 
-* `GAP_MAPS`: R_r − R_AT after one step over (ε/γ, r), one panel per relaxation of
+* `gap_maps_spec`: R_r − R_AT after one step over (ε/γ, r), one panel per relaxation of
   `theory.derivation.RELAXATIONS` (red: worse than AT, blue: better, white: equal).
-* `DYNAMICS`: θ₁ and the robust-risk gap to AT over T exact population GD steps (`theory.dynamics`),
+* `dynamics_spec`: θ₁ and the robust-risk gap to AT over T exact population GD steps (`theory.dynamics`),
   for AT and every relaxation, with where each converges.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-
 import numpy as np
 from matplotlib.colors import SymLogNorm
 
 from figures.spec import FigureSpec
 from figures.style import method_style
+from figures.theorem import TheoremSetting
 
 
-@dataclass(frozen=True)
-class TheorySetting:
-    """The worked example of PAPER.md §2 (σ INFERRED = 1); `grid` cells per map axis, `steps` of GD."""
-    gamma: float = 1.0
-    sigma: float = 1.0
-    a: float = 1.0
-    b: float = -0.5
-    theta1: float = 1.0
-    eta: float = 1.0
-    grid: int = 20
-    eps_range: tuple = (0.05, 0.95)
-    ratio_range: tuple = (0.3, 50.0)
-    eps: float = 0.8              # the trajectories' budget and ratio
-    ratio: float = 5.0
-    steps: int = 150
+#: The trajectories' budget and number of steps (their r is the setting's gradient-panel r).
+DYNAMICS_EPS = 0.8
+DYNAMICS_STEPS = 150
 
 
 def _population(setting):
@@ -40,7 +27,7 @@ def _population(setting):
 
 
 @functools.lru_cache(maxsize=2)
-def gap_grids(setting: TheorySetting) -> dict:
+def gap_grids(setting: TheoremSetting) -> dict:
     from theory.derivation import RELAXATIONS
     from theory.population import risk_gap_grids
     return risk_gap_grids(np.linspace(*setting.eps_range, setting.grid), np.geomspace(*setting.ratio_range,
@@ -68,7 +55,7 @@ def draw_gap_map(ax, grid, label: str) -> str:
     return f"one-step gap map, {label}: {verdict}; |gap| ≤ {vmax:.3g}"
 
 
-def make_gap_maps(setting: TheorySetting):
+def make_gap_maps(setting: TheoremSetting):
     def draw(fig, results) -> list[str]:
         grids = gap_grids(setting)
         axes = np.atleast_1d(fig.subplots(1, len(grids)))
@@ -78,19 +65,19 @@ def make_gap_maps(setting: TheorySetting):
 
 
 @functools.lru_cache(maxsize=2)
-def trajectories(setting: TheorySetting):
+def trajectories(setting: TheoremSetting, eps: float, steps: int):
     from theory.derivation import OBJECTIVES
     from theory.dynamics import gaps_to_at, limit, trajectories as run
     values = _population(setting)
-    paths = run(setting.eps, setting.ratio, setting.steps, eta=setting.eta, objectives=OBJECTIVES, **values)
-    gaps = gaps_to_at(paths, setting.eps, setting.ratio, **values)
-    limits = {n: limit(p, setting.eps, setting.ratio, **values) for n, p in paths.items()}
+    paths = run(eps, setting.ratio, steps, eta=setting.eta, objectives=OBJECTIVES, **values)
+    gaps = gaps_to_at(paths, eps, setting.ratio, **values)
+    limits = {n: limit(p, eps, setting.ratio, **values) for n, p in paths.items()}
     return paths, gaps, limits
 
 
-def make_dynamics(setting: TheorySetting):
+def make_dynamics(setting: TheoremSetting, eps: float, steps: int):
     def draw(fig, results) -> list[str]:
-        paths, gaps, limits = trajectories(setting)
+        paths, gaps, limits = trajectories(setting, eps, steps)
         left, right = fig.subplots(1, 2)
         lines = []
         for name, path in paths.items():
@@ -98,17 +85,17 @@ def make_dynamics(setting: TheorySetting):
             label = "optimal slope" if name == "optimal" else style.label
             # Identical trajectories (optimal, IBP = AT) are drawn thinner on top, so all stay visible.
             width = 1.5 if name in ("optimal", "ibp") else 3
-            steps = np.arange(len(path.theta1))
-            left.plot(steps, path.theta1, color=style.color, linestyle=style.linestyle, linewidth=width, label=label)
-            right.plot(steps, 100 * gaps[name], color=style.color, linestyle=style.linestyle, linewidth=width,
+            step = np.arange(len(path.theta1))
+            left.plot(step, path.theta1, color=style.color, linestyle=style.linestyle, linewidth=width, label=label)
+            right.plot(step, 100 * gaps[name], color=style.color, linestyle=style.linestyle, linewidth=width,
                        label=label)
             if limits[name].theta1 is not None:
                 left.axhline(limits[name].theta1, color=style.color, linewidth=1, linestyle=":")
-            lines.append(f"{setting.steps} GD steps, {label}: θ₁ = {path.theta1[-1]:.4g}, R_ε = {path.risk[-1]:.4g}, "
+            lines.append(f"{steps} GD steps, {label}: θ₁ = {path.theta1[-1]:.4g}, R_ε = {path.risk[-1]:.4g}, "
                          f"gap to AT {100 * gaps[name][-1]:+.2f} pp; {limits[name].describe()}")
         left.set_xlabel("GD step")
         left.set_ylabel("θ₁ (dotted: stationary point)")
-        left.set_title(f"θ₁ at ε/γ = {setting.eps / setting.gamma:g}, r = {setting.ratio:g}")
+        left.set_title(f"θ₁ at ε/γ = {eps / setting.gamma:g}, r = {setting.ratio:g}")
         right.set_xlabel("GD step")
         right.set_ylabel("R_ε − R_ε(AT) (pp)")
         right.set_title("Robust-risk gap to AT")
@@ -118,9 +105,10 @@ def make_dynamics(setting: TheorySetting):
     return draw
 
 
-def gap_maps_spec(setting: TheorySetting = TheorySetting()) -> FigureSpec:
+def gap_maps_spec(setting: TheoremSetting = TheoremSetting()) -> FigureSpec:
     return FigureSpec("relaxation_gaps", "One-step risk gap per relaxation", (20, 4.8), make_gap_maps(setting))
 
 
-def dynamics_spec(setting: TheorySetting = TheorySetting()) -> FigureSpec:
-    return FigureSpec("dynamics", "Many population GD steps", (13, 5.5), make_dynamics(setting))
+def dynamics_spec(setting: TheoremSetting = TheoremSetting(), eps: float = DYNAMICS_EPS,
+                  steps: int = DYNAMICS_STEPS) -> FigureSpec:
+    return FigureSpec("dynamics", "Many population GD steps", (13, 5.5), make_dynamics(setting, eps, steps))

@@ -40,8 +40,8 @@ def figure_specs(setting: theorem.TheoremSetting) -> dict:
     return {"error_grid": error_grid.SPEC, "spheres": spheres.SPEC, "linear": linear.SPEC,
             "theorem": theorem.spec(setting), "relaxation": relaxation.SPEC,
             "modern_methods": modern.METHODS_SPEC, "spheres_2023": modern.SPHERES_SPEC,
-            "relaxation_gaps": beyond_coap.gap_maps_spec(beyond_coap.TheorySetting(grid=setting.grid)),
-            "dynamics": beyond_coap.dynamics_spec(), "tightness": tightness.SPEC}
+            "relaxation_gaps": beyond_coap.gap_maps_spec(setting), "dynamics": beyond_coap.dynamics_spec(setting),
+            "tightness": tightness.SPEC}
 
 
 def column_chars(column: int, fontsize: float) -> int:

@@ -125,12 +125,12 @@ def test_one_step_records_are_placed_on_the_map(tmp_path, writers):
 def test_theory_beyond_coap_figures(tmp_path):
     """Per-relaxation gap maps and many-step trajectories: the summaries state the theory's verdicts."""
     from figures import beyond_coap
-    setting = beyond_coap.TheorySetting(grid=3, steps=20)
+    setting = theorem.TheoremSetting(grid=3)
     maps = render(beyond_coap.gap_maps_spec(setting), Results(tmp_path), tmp_path, dpi=DPI)
     assert_valid_files(maps.paths)
     text = "\n".join(maps.summary)
     assert "CROWN: worse than AT in 0" in text and "IBP: identical to AT" in text and "(= LP): identical" in text
-    dyn = render(beyond_coap.dynamics_spec(setting), Results(tmp_path), tmp_path, dpi=DPI)
+    dyn = render(beyond_coap.dynamics_spec(setting, steps=20), Results(tmp_path), tmp_path, dpi=DPI)
     assert_valid_files(dyn.paths)
     coap = next(line for line in dyn.summary if ", COAP:" in line)
     assert "stationary point" in coap and "grows without bound" in dyn.summary[0]
