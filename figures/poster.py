@@ -21,7 +21,9 @@ from figures.spec import render
 from figures.style import message_panel, method_style, new_figure, save_figure, style_context
 from figures.text_panels import BOUNDS, FAIRNESS, HEADER_COLOR, OBJECTIVE, THEOREM, draw_blocks
 from figures.run_missing import check_datasets, run_missing
+from realdata.cli import Parser
 from realdata.errors import UserError, parse_list, run_main
+from realdata.validate import check_number, check_out_dir
 
 A0_LANDSCAPE_IN = (1189 / 25.4, 841 / 25.4)
 # Every size of the stand-alone style times this: body text ≈ 24 pt, readable from ~2 m.
@@ -33,6 +35,11 @@ FIGURE_NAMES = ("error_grid", "spheres", "linear", "theorem", "relaxation", "mod
                 "relaxation_gaps", "dynamics", "tightness")
 PAGE_TWO_TITLE = "After the paper: later certified training, and the 2023 spheres study"
 PAGES = (1, 2)
+
+
+#: Upper limits of the resolution flags: beyond them a figure takes minutes and gigabytes.
+MAX_DPI = 1200
+MAX_THEORY_GRID = 2000
 
 
 def figure_specs(setting: theorem.TheoremSetting) -> dict:
@@ -208,7 +215,7 @@ def compose_page_two(results: Results, out_dir, dpi: int = 100) -> list[Path]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m figures.poster",
         description="Draw every poster figure from the result records (PNG and PDF each) and compose the "
                     "A0 landscape poster. Figures only read records; a panel without records shows the "
@@ -250,18 +257,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args) -> list[str]:
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; pass a directory for the figures.")
-    if args.dpi <= 0 or args.poster_dpi <= 0:
-        raise UserError("--dpi and --poster-dpi must be positive integers, e.g. --dpi 150.")
-    if args.theory_grid < 2:
-        raise UserError(f"--theory-grid must be at least 2, got {args.theory_grid}.")
+    check_number("dpi", args.dpi, 1, MAX_DPI, integer=True)
+    check_number("poster_dpi", args.poster_dpi, 1, MAX_DPI, integer=True)
+    check_number("theory_grid", args.theory_grid, 2, MAX_THEORY_GRID, integer=True)
     names = [n.strip() for n in args.figures.split(",") if n.strip()]
     unknown = [n for n in names if n not in FIGURE_NAMES]
     if unknown or not names:
         raise UserError(f"unknown figure {', '.join(unknown) or repr(args.figures)}; "
                         f"choose from {', '.join(FIGURE_NAMES)}.")
+    if not args.run_missing and Path(args.results).exists() and not Path(args.results).is_dir():
+        raise UserError(f"--results {args.results} is a file; pass the folder the experiments wrote their records to.")
+    check_out_dir(args.out)  # last: nothing is created for a command that is refused
+    if args.run_missing:
+        check_out_dir(args.results, "--results")  # the experiments write their records there
     return names
 
 
@@ -275,10 +283,10 @@ def check_pages(text: str) -> list[int]:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    names = check_args(args)
     pages = check_pages(args.pages)
     datasets = check_datasets(parse_list(args.datasets))
     where = parse_where(args.where)
+    names = check_args(args)  # last: it creates the output folders
     log = (lambda *a, **k: None) if args.quiet else print
     start = time.perf_counter()
     if args.run_missing:

@@ -10,6 +10,7 @@ import argparse
 
 from realdata.errors import UserError, parse_eps, parse_list
 from realdata.recipes import RECIPES, config_fields, describe_recipes
+from realdata.validate import check_in_dir, check_out_dir
 
 
 class Parser(argparse.ArgumentParser):
@@ -122,6 +123,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when visible)")
     parser.add_argument("--force", action="store_true", help="recompute even if the record exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def check_run_options(args: argparse.Namespace) -> None:
+    """The run options of `add_run_arguments`, before any work: the device exists, the data
+    folder (if given) is a folder, and the output folder is created and takes a file (last,
+    so a refused command creates nothing)."""
+    from realdata.distributed import resolve_device
+
+    resolve_device(args.device)
+    if args.data_dir is not None:
+        check_in_dir(args.data_dir, "--data-dir")
+    check_out_dir(args.out)
 
 
 RECIPE_EPILOG = (

@@ -48,10 +48,15 @@ def parse_seeds(text: str) -> list[int]:
             value = int(item)
         except ValueError:
             value = -1
-        if value < 0:
-            raise UserError(f"seeds are non-negative integers such as 0,1,2; got {item!r}.")
+        if not 0 <= value < 2**32:
+            raise UserError(f"seeds are non-negative integers below 2**32 such as 0,1,2; got {item!r}.")
         return value
     return parse_list(text, seed)
+
+
+def one_line(message) -> str:
+    """The message on one line: a value the user typed may hold a line break."""
+    return " ".join(str(message).splitlines())
 
 
 def run_main(main, argv=None) -> int:
@@ -59,7 +64,7 @@ def run_main(main, argv=None) -> int:
     try:
         return main(argv) or 0
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted; finished results and the last checkpoint are kept.", file=sys.stderr)

@@ -21,6 +21,7 @@ from realdata.methods import CERTIFIED_METHODS, EPS_SHAPES, INITS, TRAIN_ATTACKS
 from realdata.models import ARCHS
 from realdata.synthetic import LINEAR_PRESETS, SPHERES_PRESETS, LinearConfig, SpheresConfig
 from realdata.threats import NORMS
+from realdata.validate import check_fields
 
 OPTIMIZERS = ("sgd", "adam")
 #: Evaluation choices derive from the registries: every attack, every bound method or none.
@@ -145,6 +146,7 @@ class TrainConfig:
             raise UserError("the 'directions' threat needs --k, the number of random directions.")
         if not isinstance(self.data_params, dict):
             raise UserError("data_params must be a dict of dataset parameters.")
+        check_fields(self)  # upper limits, and nothing non-finite anywhere (data_params included)
 
     def _canonicalise(self) -> None:
         """One spelling per value, so the record hash of `eps=1` equals that of `--eps 1.0`."""

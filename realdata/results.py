@@ -37,6 +37,7 @@ import tempfile
 from pathlib import Path
 
 from realdata.errors import UserError
+from realdata.validate import check_fields
 
 SCHEMA = 1
 
@@ -94,6 +95,8 @@ def versions() -> dict:
 def make_record(kind: str, name: str, config, seed: int, metrics: dict, history=None,
                 wall_time_s: float | None = None, device_type: str | None = None, **extra) -> dict:
     """`device_type` (runs that choose a device) enters the hash and the record."""
+    if dataclasses.is_dataclass(config):
+        check_fields(config)  # no record is ever written with a non-finite configuration value
     record = {
         "schema": SCHEMA, "kind": kind, "name": name, "config": _jsonable(config),
         "config_hash": config_hash(config, device_type), "seed": int(seed), "versions": versions(),
@@ -107,10 +110,18 @@ def make_record(kind: str, name: str, config, seed: int, metrics: dict, history=
     return record
 
 
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it; there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path, write, binary: bool = False) -> Path:
     """Call `write(handle)` on a temp file in the same folder, then rename it onto `path`.
 
-    A kill mid-write leaves the previous file intact, never a truncated one.
+    A kill mid-write leaves the previous file intact, never a truncated one.  The file gets
+    the mode any new file gets (0666 less the umask), not the temp file's private 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +130,7 @@ def write_atomic(path, write, binary: bool = False) -> Path:
         with os.fdopen(fd, "wb" if binary else "w") as handle:
             write(handle)
             handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -136,27 +148,71 @@ def write_json_atomic(path, obj) -> Path:
     return write_atomic(path, write)
 
 
-def load_record(path) -> dict:
-    """Read one record; a corrupt or foreign file raises a UserError that names it."""
+def write_record(path, record: dict) -> Path:
+    """Write a record, refusing to replace anything but a record of the same configuration
+    (a foreign or damaged file there is someone's data, or evidence of a bug)."""
     path = Path(path)
+    if path.exists() or path.is_symlink():
+        old = load_record(path)
+        if old.get("config_hash") != record.get("config_hash"):
+            raise UserError(f"{path} holds the record of another configuration; move it away and rerun.")
+    return write_json_atomic(path, record)
+
+
+#: What every record has, and the type of each (schema 1).
+REQUIRED = {"schema": int, "kind": str, "name": str, "config": dict, "config_hash": str, "metrics": dict,
+            "history": list}
+
+#: Metrics that, where present, are error rates: a number in [0, 1] or None.
+RATES = ("standard_error", "robust_error", "certified_error", "train_error")
+
+
+def schema_problem(record) -> str | None:
+    """Why `record` is not a complete schema-1 record (None if it is one)."""
+    if not isinstance(record, dict):
+        return "it is not a JSON object"
+    if record.get("schema") != SCHEMA:
+        return f"its schema is {record.get('schema')!r}, not {SCHEMA}"
+    for key, kind in REQUIRED.items():
+        if not isinstance(record.get(key), kind):
+            return f"its {key!r} is {'missing' if key not in record else type(record[key]).__name__}, not {kind.__name__}"
+    for key in RATES:
+        value = record["metrics"].get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value <= 1):
+            return f"its metric {key!r} is {value!r}, not a rate in [0, 1] or null"
+    return None
+
+
+def load_record(path) -> dict:
+    """Read one record; a corrupt, partial or foreign file, or a folder where a record should be,
+    raises a UserError that names it."""
+    path = Path(path)
+    fix = "move it out of the results folder and rerun the experiment that writes it"
+    if path.is_dir():
+        raise UserError(f"{path} is a folder where a record should be; {fix}.")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is not a regular file where a record should be; {fix}.")
     try:
         with open(path) as f:
             record = json.load(f)
     except FileNotFoundError:
         raise UserError(f"no record at {path}; run the experiment that writes it first.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"the record {path} is corrupt ({err.msg if hasattr(err, 'msg') else err}); "
-                        "delete it and rerun the experiment (or rerun with --force).") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA or "kind" not in record:
-        raise UserError(f"{path} is not a result record of this toolkit (schema {SCHEMA}); move it out of the results directory.")
+        raise UserError(f"the record {path} is corrupt ({err.msg if hasattr(err, 'msg') else err}); {fix}.") from None
+    except OSError as err:
+        raise UserError(f"cannot read the record {path} ({err.strerror or err}); {fix}.") from None
+    problem = schema_problem(record)
+    if problem:
+        raise UserError(f"{path} is not a result record of this toolkit ({problem}); {fix}.")
     return record
 
 
 def load_records(directory, kind: str | None = None):
     """All readable records under `directory` (optionally of one kind) and a list of problems.
 
-    Unreadable files do not stop the others from loading: each becomes one line in
-    `problems` so callers (figures) can report it and carry on.
+    Unreadable, partial or foreign files do not stop the others from loading: each becomes
+    one line in `problems` naming the file, so callers (figures) can report it and carry on.
     """
     directory = Path(directory)
     records, problems = [], []
@@ -166,7 +222,7 @@ def load_records(directory, kind: str | None = None):
         try:
             rec = load_record(path)
         except UserError as err:
-            problems.append(str(err))
+            problems.append(f"skipped: {err}")
             continue
         if kind is None or rec["kind"] == kind:
             rec["_path"] = str(path)
@@ -174,10 +230,14 @@ def load_records(directory, kind: str | None = None):
     return records, problems
 
 
-def existing_record(path) -> dict | None:
-    """The finished record at `path`, or None if there is none.
+def existing_record(path, force: bool = False) -> dict | None:
+    """The finished record at `path`, or None if there is none (or `force` recomputes it).
 
-    A corrupt file raises (via `load_record`) instead of being silently overwritten:
-    finished results are never lost to a rerun.
+    Whatever is at `path` is checked either way: a damaged file raises (via `load_record`)
+    before any work instead of being silently overwritten, so results are never lost to a rerun.
     """
-    return load_record(path) if Path(path).exists() else None
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return None
+    record = load_record(path)
+    return None if force else record

@@ -17,7 +17,8 @@ import sys
 from tqdm.auto import tqdm
 
 from realdata import distributed
-from realdata.cli import Parser, add_config_arguments, add_run_arguments, config_overrides, recipe_epilog
+from realdata.cli import (Parser, add_config_arguments, add_run_arguments, check_run_options, config_overrides,
+                          recipe_epilog)
 from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.data import DATASETS
 from realdata.health import health_warning, record_health
@@ -25,6 +26,7 @@ from realdata.methods import PAPER_METHODS, TRAIN_METHODS, check_method
 from realdata.recipes import TrainConfig, make_config
 from realdata.threats import NORMS
 from realdata.train import summary_line, train
+from realdata.validate import check_out_dir
 
 #: metrics shown in the table, in this order, with their column titles
 COLUMNS = (("standard_error", "standard"), ("robust_error", "robust"), ("certified_error", "certified"), ("certified_error_best", "cert-best"),
@@ -54,22 +56,35 @@ def run_grid(dataset: str, methods, eps_values, seeds, *, norm: str = "l2", reci
     `overrides` are TrainConfig fields applied to every cell (e.g. {"epochs": 2}); `log`
     receives one summary line per cell (None: silent).  Under torchrun every process
     must call this; the records come back on rank 0 and the list is empty elsewhere.
+
+    A cell that cannot run (a damaged record or checkpoint, a run of it in progress
+    elsewhere) does not stop the others: every cell that can run does, then one UserError
+    lists every such cell and how to rerun only those.
     """
     configs = grid_configs(dataset, methods, eps_values, seeds, norm=norm, recipe=recipe, overrides=overrides)
+    check_out_dir(out)
     ctx = distributed.setup(device)  # one process group for the whole grid, not one per cell
-    records = []
+    records, problems = [], []
     try:
         cells = tqdm(configs, desc=f"sweep {dataset}", unit="run", disable=not (progress and ctx.is_main),
                      file=sys.stderr)
         for config in cells:
             cells.set_postfix(method=config.method, eps=f"{config.eps:.4g}", seed=config.seed)
-            record = train(config, out=out, data_dir=data_dir, device=device, force=force, progress=progress)
+            try:
+                record = train(config, out=out, data_dir=data_dir, device=device, force=force, progress=progress)
+            except UserError as err:
+                problems.append(f"{config.method} eps={config.eps:.4g} seed={config.seed}: {err}")
+                continue
             if record is not None:
                 records.append(record)
                 if log is not None:
                     log(summary_line(record))
     finally:
         ctx.close()
+    if problems:
+        raise UserError(f"{len(problems)} of {len(configs)} cells did not run ("
+                        + " | ".join(problems) + "); fix or move away the files named, then rerun the same command: "
+                        "the finished cells are skipped, so only these run.")
     return records
 
 
@@ -159,9 +174,12 @@ def main(argv=None) -> int:
     eps_values = (parse_list(args.eps, parse_eps) if args.eps is not None
                   else [make_config(args.dataset, methods[0], args.recipe).eps])
     seeds = parse_seeds(args.seeds)
+    overrides = config_overrides(args, exclude=GRID_FIELDS)
+    grid_configs(args.dataset, methods, eps_values, seeds, norm=args.norm, recipe=args.recipe, overrides=overrides)
+    check_run_options(args)  # after every cell's configuration: a refused sweep creates nothing
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     records = run_grid(args.dataset, methods, eps_values, seeds, norm=args.norm, recipe=args.recipe,
-                       overrides=config_overrides(args, exclude=GRID_FIELDS), out=args.out, data_dir=args.data_dir,
+                       overrides=overrides, out=args.out, data_dir=args.data_dir,
                        device=args.device, force=args.force, progress=not args.quiet, log=log)
     if records:
         print(json.dumps(records, indent=1) if args.json else format_table(records))

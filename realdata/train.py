@@ -34,19 +34,21 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from realdata import distributed
-from realdata.attacks import check_attack_input
+from realdata.attacks import attack_options, check_attack_input
 from realdata.checkpoint import load_checkpoint, other_device_message, restore_rng, rng_state, save_checkpoint
-from realdata.cli import Parser, add_config_arguments, add_run_arguments, config_overrides, recipe_epilog
+from realdata.cli import (Parser, add_config_arguments, add_run_arguments, check_run_options, config_overrides,
+                          recipe_epilog)
 from realdata.data import DATASETS, augment_batch, load_dataset
 from realdata.errors import UserError, run_main
 from realdata.health import DivergenceMonitor, warn_diverged
-from realdata.attacks import attack_options
 from realdata.methods import CERTIFIED_METHODS, INITS, TRAIN_METHODS, training_loss
 from realdata.models import build_model
 from realdata.recipes import INFERRED, TrainConfig, make_config
-from realdata.results import config_hash, existing_record, make_record, record_path, write_json_atomic
+from realdata.locks import acquire, lock_path, release
+from realdata.results import config_hash, existing_record, make_record, record_path, write_record
 from realdata.streams import generator, stream_seed
 from realdata.threats import Threat, basis_direction, make_threat, random_directions
+from realdata.validate import check_out_dir
 
 #: callback(epoch, model, entry) -> dict | None, called after every epoch on every process;
 #: `epoch` counts finished epochs (1 = after the first), `entry` is that epoch's history row
@@ -305,12 +307,16 @@ def _decide_start(config: TrainConfig, out, device_type: str, force: bool) -> di
     reads the checkpoint).  A checkpoint of this run left by another device type stops it
     with one sentence instead of being ignored."""
     record_file, _ = paths(config, out, device_type)
-    done = None if force else existing_record(record_file)
+    done = existing_record(record_file, force)
     if done is None:
         for other in distributed.DEVICE_TYPES:
             ckpt = paths(config, out, other)[1]
             if other != device_type and ckpt.exists():
                 raise UserError(other_device_message(ckpt, other, device_type))
+        acquire(record_file)  # a second identical run stops here, naming this one (released by train)
+        done = existing_record(record_file, force)  # finished while we looked?
+        if done is not None:
+            release(lock_path(record_file))
     return done
 
 
@@ -331,6 +337,7 @@ def train(config: TrainConfig, *, out="results", data_dir=None, device=None, for
     when `stop_after` ended the call before the last epoch (the checkpoint is kept: the
     same call resumes) and on every torchrun process but the first.
     """
+    check_out_dir(out)
     ctx = distributed.setup(device)
     record_file, ckpt_file = paths(config, out, ctx.device)
     try:
@@ -365,11 +372,13 @@ def train(config: TrainConfig, *, out="results", data_dir=None, device=None, for
             wall_time_s=result.train_time_s + eval_time, train_time_s=result.train_time_s, eval_time_s=eval_time,
             world_size=ctx.world_size, device=str(ctx.device), resumed_from=result.resumed_from,
             data=dataset.params, inferred=sorted(INFERRED.get((config.recipe, config.dataset, config.method), ())))
-        write_json_atomic(record_file, record)
+        write_record(record_file, record)
         ckpt_file.unlink(missing_ok=True)  # the record now carries everything the checkpoint did
         ctx.barrier()
         return record
     finally:
+        if ctx.is_main:
+            release(lock_path(record_file))
         ctx.close()
 
 
@@ -422,6 +431,7 @@ def main(argv=None) -> int:
         return 0
     if args.stop_after is not None and args.stop_after < 1:
         raise UserError(f"--stop-after must be a positive number of epochs, got {args.stop_after}.")
+    check_run_options(args)
     record_file, _ = paths(config, args.out, args.device)
     existed = record_file.exists() and not args.force
     record = train(config, out=args.out, data_dir=args.data_dir, device=args.device, force=args.force,

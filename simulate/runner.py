@@ -22,9 +22,12 @@ import torch
 from tqdm.auto import tqdm
 
 from realdata.errors import UserError, parse_list
-from realdata.results import existing_record, make_record, record_path, write_json_atomic
+from realdata.locks import record_lock
+from realdata.results import existing_record, make_record, record_path, write_record
+from realdata.validate import check_fields, check_out_dir
 
 DEFAULT_OUT = Path("results")
+MAX_JOBS = 256  # worker processes; each holds a torch runtime
 
 
 def run_configs(kind: str, configs, run_one: Callable, out=DEFAULT_OUT, force: bool = False,
@@ -42,35 +45,47 @@ def run_configs(kind: str, configs, run_one: Callable, out=DEFAULT_OUT, force: b
     record is written) so a killed sweep resumes inside a run, not only between runs.
     With `out=None` nothing is read or written.
     """
-    records = []
     configs = [configs] if dataclasses.is_dataclass(configs) else list(configs)
+    paths = [record_path(out, config.name, config) if out is not None else None for config in configs]
+    for config, path in zip(configs, paths):  # every configuration, record and the output folder before any work
+        check_fields(config)
+        if path is not None:
+            existing_record(path, force)
+    if out is not None:
+        check_out_dir(out)
     if jobs > 1 and len(configs) > 1:
         return _run_parallel(kind, configs, run_one, out, force, progress, jobs, group)
     bar = tqdm(configs, desc=f"simulate {kind}", unit="run", disable=not progress or len(configs) < 2,
                file=sys.stderr)
-    for config in bar:
-        name = config.name
-        path = record_path(out, name, config) if out is not None else None
-        if path is not None and not force:
-            done = existing_record(path)
-            if done is not None:
-                if progress:
-                    bar.write(f"skip {name}: finished record {path} (pass --force to rerun)", file=sys.stderr)
-                records.append(done)
-                continue
-        start = time.perf_counter()
-        prefix = path.with_suffix("") if path is not None else None
-        with _flush_denormals():
-            metrics, history, extra = run_one(config, progress, prefix)
-        record = make_record(kind, name, config, seed=getattr(config, "seed", 0), metrics=metrics,
-                             history=history, wall_time_s=round(time.perf_counter() - start, 3), **extra)
-        if path is not None:
-            write_json_atomic(path, record)
-            for ckpt in path.parent.glob(f"{glob.escape(prefix.name)}*.ckpt"):
-                ckpt.unlink()  # the record now holds everything the checkpoints did
-            record["_path"] = str(path)
-        records.append(record)
-    return records
+    return [_run_or_skip(kind, config, path, run_one, force, progress, bar) for config, path in zip(bar, paths)]
+
+
+def _run_or_skip(kind, config, path, run_one, force, progress, bar) -> dict:
+    """One configuration: its finished record, or a run under the record's lock."""
+    if path is None:
+        return _compute(kind, config, None, run_one, progress)
+    done = existing_record(path, force)
+    if done is None:
+        with record_lock(path):
+            done = existing_record(path, force)  # finished by another run while we looked?
+            if done is None:
+                record = _compute(kind, config, path.with_suffix(""), run_one, progress)
+                write_record(path, record)
+                for ckpt in path.parent.glob(f"{glob.escape(path.stem)}*.ckpt"):
+                    ckpt.unlink()  # the record now holds everything the checkpoints did
+                record["_path"] = str(path)
+                return record
+    if progress:
+        bar.write(f"skip {config.name}: finished record {path} (pass --force to rerun)", file=sys.stderr)
+    return done
+
+
+def _compute(kind, config, prefix, run_one, progress) -> dict:
+    start = time.perf_counter()
+    with _flush_denormals():
+        metrics, history, extra = run_one(config, progress, prefix)
+    return make_record(kind, config.name, config, seed=getattr(config, "seed", 0), metrics=metrics,
+                       history=history, wall_time_s=round(time.perf_counter() - start, 3), **extra)
 
 
 def _run_parallel(kind, configs, run_one, out, force, progress, jobs, group) -> list[dict]:
@@ -125,8 +140,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, seeds_default: str = "
 
 
 def _jobs(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"--jobs takes a positive number of worker processes, got {text!r}")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"--jobs takes a number of worker processes from 1 to {MAX_JOBS}, got {text!r}")
     return int(text)
 
 

@@ -17,10 +17,14 @@ import time
 
 import numpy as np
 
-from theory.errors import Parser, finite, require, run_cli
+from theory.errors import Parser, finite, number, require, run_cli
+from theory.population import resolved
 from theory.setting import add_setting_arguments, setting, validate_setting
 
 GRID_EPS_STEPS = 19                   # ε/γ = 1/20, …, 19/20
+MAX_STEPS = 2000                      # per grid axis: the grid costs its product in exact steps
+MAX_VALUE = 1e6                       # |setting| above this overflows the step's float64 arithmetic
+MIN_SCALE = 1e-100                    # positive settings below this underflow it
 GRID_RATIO = (0.1, 1000.0, 29)        # r log-spaced, 7 points per decade
 
 
@@ -35,7 +39,7 @@ def build_parser():
                 "the sufficient threshold with exponent 3); a single point exits 1 if it lies in the region and "
                 "COAP is not worse. 1: a check failed or a violation was found. 2: bad input."))
     point = p.add_argument_group("single point (give both)")
-    point.add_argument("--eps", type=float, help="perturbation budget ε > 0 along e₁")
+    point.add_argument("--eps", type=number, help="perturbation budget ε > 0 along e₁, e.g. 0.8 or 4/5")
     point.add_argument("--ratio", type=float, help="r = ‖θ_{2:d}‖/θ₁ > 0 at initialisation (≈ √d for θ ~ N(0, I))")
     add_setting_arguments(p, "setting (grid and single point); the sources give no values, so every default is "
                              "INFERRED (PAPER.md's worked example)")
@@ -72,8 +76,13 @@ def validate(args):
         finite("ratio", args.ratio)
         require(args.eps > 0, f"--eps must be positive (the budget along e₁), got {args.eps}.")
         require(args.ratio > 0, f"--ratio must be positive (r = ‖θ_2:d‖/θ₁), got {args.ratio}.")
-    require(args.eps_steps >= 1 and args.ratio_steps >= 1, "--eps-steps and --ratio-steps must be at least 1.")
+    require(1 <= args.eps_steps <= MAX_STEPS and 1 <= args.ratio_steps <= MAX_STEPS,
+            f"--eps-steps and --ratio-steps must be between 1 and {MAX_STEPS}.")
     require(0 < args.ratio_min <= args.ratio_max, "--ratio-min must be positive and at most --ratio-max.")
+    for name in ("gamma", "sigma", "a", "b", "theta1", "eta", "ratio_min", "ratio_max", "eps", "ratio"):
+        value = getattr(args, name)
+        require(value is None or MIN_SCALE <= abs(value) <= MAX_VALUE,
+                f"--{name.replace('_', '-')} must lie between {MIN_SCALE:g} and {MAX_VALUE:g} in size, got {value}.")
 
 
 def _gap_key(name):
@@ -89,8 +98,11 @@ def single_point(args):
         record.update(step.as_dict())
         record[_gap_key(name)] = record[f"risk_gap_{name}"]
         record[f"{name}_worse"] = bool(step.risk_gap > 0)
-    # Only COAP carries the theorem's claim, so only it can make a violation.
-    violation = "coap" in steps and bool(record["in_theorem_region"]) and not record["coap_worse"]
+        record[f"{name}_unresolved"] = not resolved(step.risk_gap)
+    # Only COAP carries the theorem's claim, so only it can make a violation; a gap that
+    # underflowed to 0 (or overflowed) says nothing either way: unresolved, not a violation.
+    violation = ("coap" in steps and bool(record["in_theorem_region"]) and not record["coap_worse"]
+                 and not record["coap_unresolved"])
     if args.json:
         print(json.dumps(record))
     else:
@@ -104,7 +116,9 @@ def single_point(args):
         threshold = record["threshold_ratio"]
         shown = "none (ε outside the lemma's range)" if threshold is None else f"{threshold:.6g}"
         print(f"  sufficient r (exponent 3): {shown}")
-        worse = "; ".join(f"{n.upper()} worse after the step: {record[f'{n}_worse']}" for n in steps)
+        worse = "; ".join(f"{n.upper()} worse after the step: "
+                          + ("unresolved (the risk gap underflows at these parameters)" if record[f"{n}_unresolved"]
+                             else str(record[f"{n}_worse"])) for n in steps)
         print(f"  in the theorem's region: {record['in_theorem_region']}; {worse}")
     return 1 if violation else 0
 

@@ -32,10 +32,22 @@ def finite(name: str, value: float) -> float:
     return value
 
 
+def number(text: str) -> float:
+    """A command-line number, a fraction such as 4/5 included (as realdata's budgets)."""
+    s = str(text).strip()
+    try:
+        if "/" in s:
+            num, den = s.split("/", 1)
+            return float(num) / float(den)
+        return float(s)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"cannot read {text!r}; write a number such as 0.8 or a fraction such as 4/5") from None
+
+
 def run_cli(main, argv=None) -> int:
     """Run `main(argv)`; an InputError becomes `error: <sentence>` on stderr and exit code 2."""
     try:
         return main(argv) or 0
     except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)  # typed values may hold line breaks
         return EXIT_USAGE

@@ -286,6 +286,14 @@ def one_step(eps, ratio, gamma=1.0, sigma=1.0, a=1.0, b=-0.5, theta1=1.0, eta=1.
     return one_steps(eps, ratio, gamma, sigma, a, b, theta1, eta, (relaxation,))[relaxation]
 
 
+def resolved(gap):
+    """Whether a risk gap says anything: finite and not exactly 0.  At extreme parameters both
+    risks sit at 0 or 1 and their difference underflows to 0 (or the step overflows), which
+    decides neither "worse" nor "not worse": such a point is unresolved, never a violation."""
+    gap = np.asarray(gap, dtype=float)
+    return np.isfinite(gap) & (gap != 0)
+
+
 @dataclass(frozen=True)
 class RiskGapGrid:
     """R_r − R_AT after one step on a grid (rows: ε/γ, columns: r) for relaxation r, with the theorem's region."""
@@ -302,9 +310,10 @@ class RiskGapGrid:
     def counts(self):
         """Cases, cases in the region, violations in it (gap ≤ 0), the relaxation still worse outside it,
         and cells where it is worse / better than AT / equal to it."""
-        worse = self.gap > 0
+        worse, known = self.gap > 0, resolved(self.gap)
         return {"cases": int(self.gap.size), "in_region": int(self.in_region.sum()),
-                "violations_in_region": int((self.in_region & ~worse).sum()),
+                "violations_in_region": int((self.in_region & known & ~worse).sum()),
+                "unresolved_in_region": int((self.in_region & ~known).sum()),
                 "coap_worse_outside_region": int((~self.in_region & worse).sum()),
                 "worse": int(worse.sum()), "better": int((self.gap < 0).sum()), "equal": int((self.gap == 0).sum())}
 

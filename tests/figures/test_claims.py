@@ -60,7 +60,7 @@ def test_records_where_at_is_worse_produce_a_heading_that_says_so(tmp_path, writ
 def test_mixed_records_are_called_mixed(tmp_path, writers):
     # COAP above AT only at the largest budget: 1 of 3 cells → fewer than half → disagree;
     # CROWN-IBP above everywhere: pooled 4 of 6 → mixed
-    records = train_records(tmp_path, writers["write"], {"at": lambda e: 0.3, "coap": lambda e: 0.2 + (e > 0.3),
+    records = train_records(tmp_path, writers["write"], {"at": lambda e: 0.3, "coap": lambda e: 0.2 + 0.7 * (e > 0.3),
                                                          "crown-ibp": lambda e: 0.5})
     assert error_grid.heading(records).startswith("Mixed evidence: COAP/CROWN-IBP robust error above AT's in 4 of 6")
     assert claims.verdict(claims.tallies(records, error_grid.CELL_KEYS, "robust_error")) == "mixed"

@@ -33,8 +33,8 @@ def test_error_exit_is_two_with_one_sentence(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--figures", "nonsense"], "unknown figure"),
     (["--where", "recipe"], "KEY=VALUE"),
-    (["--dpi", "0"], "positive"),
-    (["--theory-grid", "1"], "at least 2"),
+    (["--dpi", "0"], "between 1 and"),
+    (["--theory-grid", "1"], "between 2 and"),
 ])
 def test_bad_arguments(argv, message, tmp_path, capsys):
     assert run_main(poster.main, argv + ["--out", str(tmp_path)]) == 2

@@ -139,7 +139,7 @@ def test_cli_writes_skips_and_forces(tmp_path, capsys):
     (["--dataset", "digits", "--method", "madry"], "unknown training method 'madry'; choose one of st, at"),
     (["--dataset", "digits", "--method", "st", "--eps", "3/x"], "cannot read the budget"),
     (["--dataset", "digits", "--method", "st", "--eps", "-1"], "non-negative"),
-    (["--dataset", "cifar10", "--method", "st", "--data-dir", "/nonexistent/cifar"], "CIFAR-10 was not found at /nonexistent/cifar"),
+    (["--dataset", "cifar10", "--method", "st", "--data-dir", "/nonexistent/cifar"], "--data-dir /nonexistent/cifar does not exist"),
     (["--dataset", "digits", "--method", "st", "--batch-size", "ten"], "expected an integer"),
     (["--dataset", "digits", "--method", "st", "--device", "tpu"], "unknown device 'tpu'"),
 ])
