@@ -19,7 +19,7 @@ from figures.spec import FigureSpec, render
 from figures.style import message_panel, method_style
 from realdata.errors import UserError, run_main
 from realdata.synthetic import FIGURES_2023
-from simulate.paper2023 import figure_rows
+from simulate.paper2023 import figure_records, figure_rows
 
 AXIS_LABELS = {"eps": "ε", "k": "k (signal-aligned directions)", "margin": "1/γ (inverse margin)"}
 
@@ -62,7 +62,8 @@ def draw_figure(fig, results, name: str) -> list[str]:
     axes[2].set_xlabel(AXIS_LABELS[grid.axis])
     axes[2].set_ylabel("Σ_t unstable fraction (COAP, train)")
     seeds = sorted({r["seeds"] for r in rows})
-    return [f"{name}: {len(rows)} (value, method) cells, {'/'.join(map(str, seeds))} seeds each"] + [
+    return [f"{name}: {len(rows)} (value, method) cells, {'/'.join(map(str, seeds))} seeds each",
+            f"  run size: {figure_records(results.of('spheres'), grid)[1]}"] + [
         f"  {grid.axis}={r['value']:.4g} {r['method']}: std {r['std']:.1f}%, robust {r['rob']:.1f}%"
         for r in rows]
 

@@ -97,11 +97,22 @@ class SpheresConfig:
 #: The papers' settings (PAPER.md §3) and a CPU-quick one for figures' --run-missing.
 SPHERES_PRESETS = {
     "2022": SpheresConfig(),
-    # 2023: d = 10, n = 500, margin 20 with R₀ = 1 (INFERRED), ε ∈ {1, 2, 3, 4}; optimisation as 2022 (INFERRED)
+    # 2023: d = 10, n = 500, margin 20 with R₀ = 1 (INFERRED, see SPHERES_2023_CHOICE), ε ∈ {1, 2, 3, 4};
+    # optimisation as 2022 (INFERRED)
     "2023": SpheresConfig(preset="2023", eps=4.0, d=10, n=500, margin=20.0),
     # quick: the 2022 data and net, a shorter run and a lighter evaluation (toolkit choice, not the paper's)
     "quick": SpheresConfig(preset="quick", epochs=60, n_test=2000, eval_steps=20, eval_restarts=1),
 }
+
+#: Why the 2023 preset's inner radius is what it is (printed by `simulate.spheres --help`; the
+#: evidence is `simulate.geometry`'s table in docs/spheres-2023.md).
+SPHERES_2023_CHOICE = (
+    "2023 inner radius R0=1 (INFERRED): the paper does not state the radii, batch size or output layer. "
+    "python -m simulate.geometry tried R0 in {1, 10, 30, 100} at l2 eps=4 and at k=10, eps=5 "
+    "(docs/spheres-2023.md): for R0 <= 10 AT and COAP both reach ~0% robust error, at R0=30 both reach "
+    "5-9% with COAP no worse than AT, at R0=100 neither fits the training set (~50%). None reproduces the "
+    "paper's COAP robust error near one half with AT far lower, so the preset keeps R0=1, the value "
+    "PAPER.md infers, rather than a radius no statement of the paper selects")
 
 
 # --------------------------------------------------------------------------- the linear distribution

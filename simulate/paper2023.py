@@ -37,20 +37,43 @@ def unstable_sum(record: dict) -> float | None:
     return sum(values) if values and all(isinstance(v, (int, float)) for v in values) else None
 
 
+#: Fields that size a run rather than define the figure's setting (`simulate.spheres --figure`
+#: lets the run-size flags change them): records at any size belong to the figure.
+SIZE_FIELDS = ("d", "n", "n_test", "epochs", "batch_size", "eval_steps", "eval_restarts", "select_restarts", "lrs",
+               "per_epoch_test")
+
+
 def belongs(record: dict, grid: FigureGrid) -> bool:
-    """Is the record one of `grid`'s runs (its base config on every field but the axis, method, seed)?"""
+    """Is the record one of `grid`'s runs (its base config on every field but the axis, method, seed, size)?"""
     c = record["config"]
-    free = {grid.axis, "method", "seed", "per_epoch"}
+    free = {grid.axis, "method", "seed", "per_epoch", *SIZE_FIELDS}
     expected = json.loads(json.dumps(dataclasses.asdict(grid.base)))  # as records store it (tuples as lists)
     return all(c.get(f) == v for f, v in expected.items() if f not in free)
 
 
+def scale(record: dict) -> str:
+    """The run-size fields of a record, as text (`epochs=30 n_test=1000 ...`)."""
+    return " ".join(f"{f}={record['config'].get(f)}" for f in SIZE_FIELDS)
+
+
+def figure_records(records: list[dict], grid: FigureGrid) -> tuple[list[dict], str | None]:
+    """`grid`'s records at one size — the size with the most records — and that size's text."""
+    mine = [r for r in records if belongs(r, grid)]
+    if not mine:
+        return [], None
+    sizes: dict = {}
+    for r in mine:
+        sizes.setdefault(scale(r), []).append(r)
+    best = max(sizes, key=lambda k: len(sizes[k]))
+    return sizes[best], best
+
+
 def figure_rows(records: list[dict], grid: FigureGrid) -> list[dict]:
-    """Per (axis value, method): seeds, mean ± se of the errors (in %) and of Σ_t UnstNeur."""
+    """Per (axis value, method): seeds, mean ± se of the errors (in %) and of Σ_t UnstNeur,
+    from the figure's records at its most common size (`figure_records`)."""
     groups: dict = {}
-    for r in records:
-        if belongs(r, grid):
-            groups.setdefault((r["config"][grid.axis], r["config"]["method"]), []).append(r)
+    for r in figure_records(records, grid)[0]:
+        groups.setdefault((r["config"][grid.axis], r["config"]["method"]), []).append(r)
     rows = []
     for (value, method), recs in groups.items():
         row = {"value": value, "method": method.upper(), "seeds": len(recs)}
@@ -74,6 +97,8 @@ def figure_table(records: list[dict], name: str) -> str:
     grid = FIGURES_2023[name]
     rows = [dict(r, std_text=_pm(r["std"], r["std_se"]), rob_text=_pm(r["rob"], r["rob_se"]),
                  unst_text=_pm(r["unst_sum"], r["unst_sum_se"], "{:.2f}")) for r in figure_rows(records, grid)]
-    return format_table(rows, [("value", grid.axis, "{:.4g}"), ("method", "method", "{}"), ("seeds", "seeds", "{}"),
+    size = figure_records(records, grid)[1]
+    head = f"run size: {size}\n" if size else ""
+    return head + format_table(rows, [("value", grid.axis, "{:.4g}"), ("method", "method", "{}"), ("seeds", "seeds", "{}"),
                                ("std_text", "std err % (± se)", "{}"), ("rob_text", "robust err % (± se)", "{}"),
                                ("unst_text", "Σ_t unstable (COAP)", "{}")])

@@ -26,7 +26,8 @@ from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_m
 from realdata.evaluate import evaluate
 from realdata.methods import METHODS as TRAINING, TRAIN_METHODS
 from realdata.recipes import from_synthetic
-from realdata.synthetic import FIGURES_2023, METHODS, SPHERE_NORMS, SPHERES_PRESETS, SpheresConfig, text, preset_help
+from realdata.synthetic import (FIGURES_2023, METHODS, SPHERE_NORMS, SPHERES_2023_CHOICE, SPHERES_PRESETS, SpheresConfig,
+                                preset_help, text)
 from realdata.train import build_threat
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
                              parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
@@ -157,8 +158,8 @@ def build_parser() -> Parser:
                            "classes DLR follows the same margin as CE); only the chosen model gets the full "
                            "evaluation.")
     p.add_argument("--preset", choices=tuple(PRESETS), default="2022",
-                   help=preset_help(PRESETS) + " (2023's inner radius and optimisation INFERRED; quick is a CPU-scale "
-                                               "choice of this toolkit)")
+                   help=preset_help(PRESETS) + ". Quick is a CPU-scale choice of this toolkit; 2023's optimisation "
+                                               "is INFERRED as 2022's. " + SPHERES_2023_CHOICE.replace("%", "%%"))
     p.add_argument("--eps", default=None,
                    help=f"budget(s) ε, comma-separated, e.g. 0.5 or 0.1,0.5,1.0 (default: the preset's, {d.eps:g} for 2022)")
     p.add_argument("--methods", default=",".join(METHODS),

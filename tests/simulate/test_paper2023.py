@@ -48,3 +48,16 @@ def test_figure_flag_sizes_the_grid_and_refuses_setting_flags():
     assert len(configs) == 12 and {c.epochs for c in configs} == {7} and {c.seed for c in configs} == {3}
     with pytest.raises(UserError, match="drop --norm"):
         spheres.configs_from_args(spheres.build_parser().parse_args(["--figure", "2023-k", "--norm", "l2"]))
+
+
+def test_a_figure_reads_its_records_at_one_size():
+    from dataclasses import asdict, replace
+
+    from simulate.paper2023 import figure_records
+
+    grid = FIGURES_2023["2023-margin"]
+    full = [{"config": asdict(c), "metrics": {}} for c in grid.configs((0, 1))]
+    small = [{"config": asdict(replace(c, epochs=3)), "metrics": {}} for c in grid.configs((0,))]
+    other = [{"config": asdict(replace(c, r0=5.0)), "metrics": {}} for c in grid.configs((0, 1, 2))]
+    chosen, size = figure_records(full + small + other, grid)
+    assert len(chosen) == len(full) and f"epochs={grid.base.epochs}" in size  # r0=5 is another setting
