@@ -43,10 +43,11 @@ METHOD_STYLES = {
     "sabr": MethodStyle("SABR", "#000000", "*", (0, (5, 2, 1, 2))),
     "mtl-ibp": MethodStyle("MTL-IBP", "#009E73", "P", (0, (3, 1))),
     "cc-ibp": MethodStyle("CC-IBP", "#56B4E9", "h", (0, (1, 1))),
+    "taps": MethodStyle("TAPS", "#AA4499", "<", (0, (4, 1, 1, 1, 1, 1))),
 }
 # Certified methods first after AT so the legend reads "empirical, then certified (the paper's,
 # then those since), then baseline".
-METHOD_ORDER = ("at", "coap", "crown-ibp", "ibp", "crown", "fast-ibp", "sabr", "mtl-ibp", "cc-ibp", "st")
+METHOD_ORDER = ("at", "coap", "crown-ibp", "ibp", "crown", "fast-ibp", "sabr", "taps", "mtl-ibp", "cc-ibp", "st")
 _FALLBACK_COLORS = ("#F0E442", "#44AA99", "#332288", "#999933")
 
 DATASET_LABELS = {

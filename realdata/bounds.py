@@ -147,6 +147,16 @@ class Bounds:
         count = sum(int(unstable_mask(lo, up).sum()) for lo, up in bounds)
         return count, sum(lo.numel() for lo, _ in bounds)
 
+    @full_float32()
+    def apply(self, z, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """The model's top-level layers `start:stop` applied to z, with the maps these bounds
+        describe: a train-mode BatchNorm normalises with the clean batch's statistics (kept
+        fixed, so points other than the batch see the same function the bounds bound).
+        Gradients reach the parameters.  TAPS runs its feature extractor and classifier on it."""
+        for node in self._engine.graph.root.nodes[start:stop]:
+            z = node.forward(z)
+        return z
+
     def _labels(self, y):
         classes = 1
         for s in self._engine.graph.out_shape:

@@ -20,6 +20,9 @@ figures) derives from it.  Each entry says which relaxation the method trains on
 * ``mtl-ibp``   — De Palma et al. 2024: (1−α)·CE(adversarial point) + α·(IBP robust loss).
 * ``cc-ibp``    — De Palma et al. 2024: the robust cross-entropy of the margins
   α·(IBP lower bound) + (1−α)·(margin at the adversarial point).
+* ``taps``      — Mao et al. 2023: IBP through the feature extractor to a latent box, PGD inside
+  it through the last ``taps_split`` ReLU layers, the gradient connector back to the box, loss
+  L_TAPS·L_IBP with L_TAPS's gradient scaled (`realdata.taps`; IBP alone while ε ramps).
 * ``sabr``      — Müller et al. 2023: IBP over a small region of radius τ = λ·ε centred on
   the attack's point pulled into the ball of radius ε − τ, so the region lies in the threat
   set.  The region has the threat's own geometry: a box for ℓ∞ (as published), an ℓ2 ball
@@ -141,6 +144,9 @@ class LossOptions:
     proj: int | None = None           # coap: random projections
     ibp_coef: float = 0.5             # mtl-ibp, cc-ibp: α, the weight of the IBP part
     sabr_lambda: float = 0.4          # sabr: λ, the small region's radius over ε
+    taps_split: int = 1               # taps: ReLU layers in the classifier (published CNN7: 1)
+    taps_grad_scale: float = 5.0      # taps: w, the scale of L_TAPS's gradient against L_IBP's
+    taps_soft_thre: float = 0.5       # taps: c, the soft threshold of the gradient connector
     reg_lambda: float = 0.0           # weight of Shi et al.'s warm-up regularisers
     full_eps: float | None = None     # the target budget (the regularisers fade as ε reaches it)
     l1: float = 0.0                   # L1 penalty on the Linear/Conv weights
@@ -161,6 +167,7 @@ class TrainMethod:
     loss: Callable
     bound: str | None = None
     paper: bool = False   # one of the five methods the paper compares (the sweep's default grid)
+    check: Callable | None = None  # check(model, options): UserError when the model does not fit the options
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -310,6 +317,18 @@ def _sabr(model, x, y, threat, o):
     return margin_loss(margins, y), margin_error(margins, y)
 
 
+def _taps(model, x, y, threat, o):
+    from realdata import taps  # taps builds on this module's margin losses
+
+    return taps.taps_loss(model, x, y, threat, o)
+
+
+def _taps_check(model, o):
+    from realdata import taps
+
+    taps.split_layer(model, o.taps_split)
+
+
 METHODS: dict[str, TrainMethod] = {m.name: m for m in (
     TrainMethod("st", "standard training: cross-entropy on clean inputs", _standard, paper=True),
     TrainMethod("at", "adversarial training: cross-entropy at the training attack's point", _adversarial, paper=True),
@@ -325,6 +344,8 @@ METHODS: dict[str, TrainMethod] = {m.name: m for m in (
                 _cc_ibp, bound="ibp"),
     TrainMethod("sabr", "IBP over a small region of radius λε around an adversarial point (Müller et al. 2023)",
                 _sabr, bound="ibp"),
+    TrainMethod("taps", "IBP to a latent box, PGD through the last taps-split ReLU layers (Mao et al. 2023)",
+                _taps, bound="ibp", check=_taps_check),
 )}
 
 TRAIN_METHODS = tuple(METHODS)
@@ -340,6 +361,14 @@ def check_method(method: str) -> str:
     if method not in METHODS:
         raise UserError(f"unknown training method {method!r}; choose one of {', '.join(TRAIN_METHODS)}.")
     return method
+
+
+def check_model(method: str, model: nn.Module, **options) -> None:
+    """One sentence (UserError) when `model` cannot train with `method` and these `LossOptions`
+    (a TAPS split beyond its ReLU layers); training calls it once, before any work."""
+    check = METHODS[check_method(method)].check
+    if check is not None:
+        check(model, loss_options(**options))
 
 
 # --------------------------------------------------------------------------- regularisers

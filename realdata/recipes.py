@@ -81,12 +81,17 @@ class TrainConfig:
     # method details
     attack: str = _f("apgd", "at, mtl-ibp, cc-ibp, sabr: training attack (Auto-PGD on CE, PGD, or the exact "
                      "line search of one-dimensional threats)", choices=tuple(TRAIN_ATTACKS))
-    attack_steps: int = _f(10, "at, mtl-ibp, cc-ibp, sabr: attack iterations per batch")
-    attack_restarts: int = _f(1, "at, mtl-ibp, cc-ibp, sabr: attack restarts per batch")
+    attack_steps: int = _f(10, "at, mtl-ibp, cc-ibp, sabr: attack iterations per batch; taps: steps of the latent search")
+    attack_restarts: int = _f(1, "at, mtl-ibp, cc-ibp, sabr: attack restarts per batch; taps: latent search restarts")
     attack_eps_factor: float = _f(1.0, "mtl-ibp, cc-ibp: the training attack's budget as a multiple of ε")
     proj: int | None = _f(None, "coap: random projections for the norm estimates in training (none = exact bounds)")
     ibp_coef: float = _f(0.5, "mtl-ibp, cc-ibp: α, the weight of the IBP part of the loss (1 = IBP, 0 = AT)")
     sabr_lambda: float = _f(0.4, "sabr: λ, the small region's radius as a fraction of ε (1 = IBP, 0 = AT at a PGD point)")
+    taps_split: int = _f(1, "taps: ReLU layers in the classifier, counted from the end: IBP runs up to the one before, "
+                         "PGD searches the latent box through the rest (0 = an affine classifier; published CNN7: 1)")
+    taps_grad_scale: float = _f(5.0, "taps: w, the factor on L_TAPS's gradient in the loss L_TAPS·L_IBP")
+    taps_soft_thre: float = _f(0.5, "taps: c, the gradient connector's soft threshold: a latent point's gradient "
+                               "reaches a box bound when the point lies within c·(u − ℓ) of it")
     init: str = _f("default", "weight initialisation: the architecture's, or Shi et al.'s IBP initialisation "
                    "(fast-ibp)", choices=tuple(INITS))
     reg_lambda: float = _f(0.0, "weight of Shi et al.'s warm-up regularisers (bound tightness + ReLU balance), "
@@ -113,10 +118,15 @@ class TrainConfig:
                 raise UserError(f"unknown {name.replace('_', '-')} {getattr(self, name)!r}; choose one of {', '.join(choices)}.")
         for name in ("eps", "eps_start", "lr", "momentum", "weight_decay", "lr_gamma", "warmup_epochs", "ramp_epochs",
                      "beta_start", "beta_end", "kappa_start", "kappa_end", "attack_eps_factor", "ibp_coef", "sabr_lambda",
-                     "reg_lambda", "l1"):
+                     "reg_lambda", "l1", "taps_grad_scale", "taps_soft_thre"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise UserError(f"{name.replace('_', '-')} must be a finite non-negative number, got {value!r}.")
+        if isinstance(self.taps_split, bool) or not isinstance(self.taps_split, int) or self.taps_split < 0:
+            raise UserError(f"taps-split counts ReLU layers and must be a non-negative integer, got {self.taps_split!r}.")
+        if not (self.taps_grad_scale > 0 and 0 < self.taps_soft_thre <= 1):
+            raise UserError(f"taps-grad-scale must be positive and taps-soft-thre in (0, 1], got "
+                            f"{self.taps_grad_scale!r} and {self.taps_soft_thre!r}.")
         for name in ("epochs", "batch_size", "attack_steps", "attack_restarts", "eval_steps", "eval_restarts",
                      "alpha_iterations"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
@@ -234,6 +244,13 @@ _certified_family(
                ramp_epochs=800, lr_milestones=(1400, 1700), lr_gamma=0.1, kappa_start=1.0, kappa_end=0.0),
     inferred_crown={"warmup_epochs", "lr_milestones", "weight_decay", "kappa_start", "kappa_end"})
 
+# TAPS (eth-sri/TAPS scripts/train_*, the paper's code): CNN7 split "17 4" (the classifier is the last
+# ReLU layer, taps_split = 1), 20 latent PGD steps, one restart, w = 5 (`--alpha-box`), c = 0.5, IBP
+# while ε ramps, cert weight 1 (no clean loss).  CIFAR-10 8/255: 161 epochs, decay ×0.2 at 121, 141,
+# ε from epoch 1 to 81, λ = 0.5, L1 2e-6.  MNIST 0.3 (trained at 0.4): 70 epochs, decay at 50, 60,
+# ε from 0 to 20.  Tiny ImageNet 1/255: 80 epochs, decay at 60, 70, ε from 1 to 21, λ = 0.1.
+_TAPS = dict(attack_steps=20, attack_restarts=1, taps_split=1, taps_grad_scale=5.0, taps_soft_thre=0.5)
+
 # Since the paper, CIFAR-10 at ℓ∞ 8/255 (the budget all four sources publish).  FAST-IBP: Shi et al.'s
 # README (start=2,length=80: one clean epoch, then an 80-epoch ramp; 160 epochs, decay at 120, 140;
 # batch 128; gradient norm 10).  MTL-IBP / CC-IBP: the expressive-losses README (260 epochs, decay at
@@ -251,6 +268,7 @@ _modern_family(_modern_cifar, {
     "cc-ibp": (dict(epochs=260, lr_milestones=(180, 220), ibp_coef=0.5, attack="pgd", attack_steps=1), {"batch_size"}),
     "sabr": (dict(epochs=180, lr_milestones=(140, 160), warmup_epochs=2.0, sabr_lambda=0.7, attack="pgd",
                   attack_steps=8, grad_clip=None), {"reg_lambda"}),
+    "taps": (dict(epochs=161, lr_milestones=(121, 141), **_TAPS, l1=2e-6), ()),
 })
 
 # Paper, Tiny ImageNet (PAPER.md §4 names it as optional and gives no recipe): the paper's methods
@@ -268,6 +286,7 @@ _modern_family(_modern_tin, {
     "cc-ibp": (dict(epochs=160, lr_milestones=(120, 140), ibp_coef=0.01, l1=5e-5, attack="pgd", attack_steps=1), ()),
     "sabr": (dict(epochs=180, lr_milestones=(140, 160), warmup_epochs=2.0, sabr_lambda=0.4, l1=1e-6, attack="pgd",
                   attack_steps=8, grad_clip=None, reg_lambda=0.5), {"reg_lambda"}),
+    "taps": (dict(epochs=80, lr_milestones=(60, 70), ramp_epochs=20.0, reg_lambda=0.1, **_TAPS), ()),
 })
 
 # Paper, MNIST (PAPER.md §4); Fashion-MNIST has no recipe of its own and uses MNIST's.
@@ -298,6 +317,7 @@ for _name in ("mnist", "fashion-mnist"):
         "cc-ibp": (dict(ibp_coef=0.3, l1=3e-6, attack="pgd", attack_steps=1), ()),
         "sabr": (dict(warmup_epochs=2.0, sabr_lambda=0.6, l1=1e-6, attack="pgd", attack_steps=8, grad_clip=None),
                  {"reg_lambda"}),
+        "taps": (dict(_TAPS), {"eps"}),
     }, inferred=_fm)
 
 # The synthetic experiments (PAPER.md §2, §3): their settings live in `realdata.synthetic`
@@ -315,6 +335,8 @@ def from_synthetic(config: LinearConfig | SpheresConfig, lr: float | None = None
                   optimizer="sgd", lr=config.lrs[len(config.lrs) // 2] if lr is None else lr,
                   momentum=config.momentum, augment=False, attack_steps=config.at_steps,
                   eval_bound=own_bound(config.method), data_params=config.data_params(),
+                  # one hidden layer: TAPS's classifier is the affine output layer (its search is exact there)
+                  taps_split=0,
                   recipe="quick" if config.preset == "quick" else "paper")
     if isinstance(config, LinearConfig):
         # perturbations along e₁ only; the worst case along it is found exactly
@@ -349,7 +371,8 @@ _QUICK["tiny-imagenet"] = replace(_QUICK["cifar10"], dataset="tiny-imagenet", no
 # smoothed ramp) with a middle value of each one's published α or λ and a 5-step PGD
 _QUICK_MODERN = {"fast-ibp": {}, "mtl-ibp": dict(ibp_coef=0.1, attack="pgd", attack_steps=5),
                  "cc-ibp": dict(ibp_coef=0.1, attack="pgd", attack_steps=5),
-                 "sabr": dict(sabr_lambda=0.4, attack="pgd", attack_steps=5)}
+                 "sabr": dict(sabr_lambda=0.4, attack="pgd", attack_steps=5),
+                 "taps": dict(attack_steps=5, taps_split=1)}
 # The interval methods' final weight of the clean loss.  On the CIFAR-10 subset in ℓ2 the
 # interval bounds at 108/255 cover ±0.42 of every pixel, and with κ → 0 CROWN-IBP collapsed
 # to chance (standard error 0.926, measured); κ → 0.5 is Gowal et al.'s (2018) IBP schedule.
@@ -398,10 +421,12 @@ def describe_recipes(recipes=None, datasets=None, methods=None) -> str:
     shown = ("norm", "eps", "arch", "width", "depth", "train_size", "test_size", "epochs", "batch_size", "optimizer", "lr",
              "momentum", "weight_decay", "lr_milestones", "lr_gamma", "grad_clip", "warmup_epochs", "ramp_epochs",
              "eps_start", "eps_shape", "kappa_start", "attack", "attack_steps", "attack_eps_factor", "ibp_coef",
-             "sabr_lambda", "init", "reg_lambda", "l1", "proj", "eval_bound")
+             "sabr_lambda", "taps_split", "taps_grad_scale", "taps_soft_thre", "init", "reg_lambda", "l1", "proj",
+             "eval_bound")
     # a method's own parameters are shown for it even at their defaults, and never for the others
-    own = {"attack": _ATTACKING, "attack_steps": _ATTACKING, "attack_eps_factor": ("mtl-ibp", "cc-ibp"),
-           "ibp_coef": ("mtl-ibp", "cc-ibp"), "sabr_lambda": ("sabr",)}
+    own = {"attack": _ATTACKING, "attack_steps": _ATTACKING + ("taps",), "attack_eps_factor": ("mtl-ibp", "cc-ibp"),
+           "ibp_coef": ("mtl-ibp", "cc-ibp"), "sabr_lambda": ("sabr",), "taps_split": ("taps",),
+           "taps_grad_scale": ("taps",), "taps_soft_thre": ("taps",)}
     lines = []
     for recipe, table in RECIPES.items():
         if recipes is not None and recipe not in recipes:

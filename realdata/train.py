@@ -41,7 +41,7 @@ from realdata.cli import (Parser, add_config_arguments, add_run_arguments, check
 from realdata.data import DATASETS, augment_batch, load_dataset
 from realdata.errors import UserError, run_main
 from realdata.health import DivergenceMonitor, warn_diverged
-from realdata.methods import CERTIFIED_METHODS, INITS, TRAIN_METHODS, training_loss
+from realdata.methods import CERTIFIED_METHODS, INITS, TRAIN_METHODS, LossOptions, check_model, training_loss
 from realdata.models import build_model
 from realdata.recipes import INFERRED, TrainConfig, make_config
 from realdata.locks import acquire, lock_path, release
@@ -118,10 +118,10 @@ def clean_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int =
 
 
 def method_options(config: TrainConfig) -> dict:
-    """The configuration's fields that shape a method's loss (`realdata.methods.LossOptions`)."""
-    names = ("attack", "attack_steps", "attack_restarts", "attack_eps_factor", "proj", "ibp_coef", "sabr_lambda",
-             "reg_lambda", "l1")
-    return {name: getattr(config, name) for name in names}
+    """The configuration's fields that shape a method's loss: those `realdata.methods.LossOptions`
+    and `TrainConfig` share (attack, attack_steps, ibp_coef, sabr_lambda, taps_split, l1, ...)."""
+    names = {f.name for f in dataclasses.fields(LossOptions)} & {f.name for f in dataclasses.fields(config)}
+    return {name: getattr(config, name) for name in sorted(names)}
 
 
 def _plain(value):
@@ -160,6 +160,7 @@ def fit(config: TrainConfig, dataset, model: nn.Module, *, threat: Threat | None
     if len(y_train) == 0:
         raise UserError("the training set is empty; check train_size.")
     check_attack_input(model, x_train, y_train, threat, dataset.box)  # once per run, not per attack
+    check_model(config.method, model, **method_options(config))  # e.g. a TAPS split the model lacks
     opt, sched = build_optimizer(config, model)
     gens = _generators(config, dev)
     schedule = config.schedule

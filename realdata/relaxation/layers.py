@@ -3,6 +3,8 @@
 Every node of the engine's tree (`graph.parse` builds it) answers the same small
 interface, so the passes never ask which layer they hold:
 
+* ``forward(x)`` — the layer on concrete points, BatchNorm with the statistics the
+  bounds use (`bounds.Bounds.apply`);
 * ``interval(c, r, ctx)`` — a box (centre, radius) through the layer (IBP);
 * ``backward(lam, ctx)`` — coefficients Λ on its output pulled back to its input,
   constants added to ``ctx.totals`` (CROWN, COAP's backward pass);
@@ -337,6 +339,9 @@ class Relu:
         ctx.totals.add(lo, hi)
         return lam
 
+    def forward(self, x):
+        return torch.relu(x)
+
     def forward_columns(self, centre, groups, ctx):
         return ctx.relu(self, centre, groups)
 
@@ -394,7 +399,7 @@ class Chain:
         return cols
 
     def forward(self, x):
-        for node in self.nodes:  # an affine chain only
+        for node in self.nodes:
             x = node.forward(x)
         return x
 
@@ -455,6 +460,9 @@ class Block:
         cm, rm = self.main.interval(c, r, ctx)
         cs, rs = self.skip.interval(c, r, ctx)
         return cm + cs, rm + rs
+
+    def forward(self, x):
+        return self.main.forward(x) + self.skip.forward(x)
 
     def backward(self, lam, ctx):
         return self.main.backward(lam, ctx) + self.skip.backward(lam, ctx)

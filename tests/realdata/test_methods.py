@@ -22,7 +22,7 @@ def _loss_on_train_set(config, model, data, threat):
     gen = torch.Generator().manual_seed(123)
     loss, _ = training_loss(config.method, model, data.x_train, data.y_train, threat, beta=config.beta_end,
                             kappa=config.kappa_end, attack_steps=config.attack_steps, proj=config.proj,
-                            box=data.box, generator=gen)
+                            taps_split=config.taps_split, box=data.box, generator=gen)
     return loss.item()
 
 
@@ -30,7 +30,8 @@ def _loss_on_train_set(config, model, data, threat):
 def test_one_epoch_decreases_the_methods_own_loss(method, digits):
     # full budget from the first step (no warm-up or ramp), so the objective is fixed
     config = make_config("digits", method, eps=0.5, epochs=1, batch_size=30, lr=3e-3, width=32, depth=1,
-                         warmup_epochs=0, ramp_epochs=0, proj=None, kappa_start=0.0, beta_start=1.0, beta_end=1.0)
+                         warmup_epochs=0, ramp_epochs=0, proj=None, kappa_start=0.0, beta_start=1.0, beta_end=1.0,
+                         taps_split=0)  # one hidden layer: TAPS's classifier is the output layer
     model = build_model(config.arch, digits, seed=0, width=32, depth=1)
     threat = L2(config.eps)
     before = _loss_on_train_set(config, model, digits, threat)
