@@ -2,8 +2,9 @@
 against AT, and the 2023 concentric-spheres study. Page 1 stays the paper's poster.
 
 Reads `train` records of methods outside `error_grid.PAPER_METHODS` (with AT's as the
-reference) and `spheres` records of the 2023 preset; each is drawn by the same function as
-its page-1 counterpart, and its heading is counted from its records (`figures.claims`).
+reference), drawn by page 1's error grid, and `spheres` records of the 2023 preset, drawn
+by `figures.paper2023` (one figure per `realdata.synthetic.FIGURES_2023` grid); each
+heading is counted from its records (`figures.claims`).
 """
 from __future__ import annotations
 
@@ -26,10 +27,6 @@ def methods_command(out="results", dataset: str = "digits") -> str:
     grid = QUICK_TRAIN_GRID[dataset]
     return (f"python -m realdata.sweep --dataset {dataset} --methods at,{','.join(LATER_METHODS)} "
             f"--eps {eps_list(grid.eps)} --seeds {','.join(map(str, grid.seeds))} --recipe quick --out {out}")
-
-
-def spheres_2023_command(out="results") -> str:
-    return f"python -m simulate.spheres --preset {spheres.LATER_PRESET} --per-epoch --out {out}"
 
 
 def methods_heading(records) -> str:
@@ -59,12 +56,5 @@ def draw_methods(fig, results) -> list[str]:
     return draw_methods_records(fig, method_records(results), results.directory)
 
 
-def draw_spheres_2023(fig, results) -> list[str]:
-    records = spheres.later_records(results)
-    lines = spheres.draw_records(fig, records, results.directory, spheres_2023_command(results.directory))
-    return ([spheres_heading(records)] if records else []) + lines
-
-
 METHODS_SPEC = FigureSpec("modern_methods", "Certified training since the paper, against AT", (11, 11),
                           draw_methods)
-SPHERES_SPEC = FigureSpec("spheres_2023", "Concentric spheres, the 2023 study", (15, 9), draw_spheres_2023)

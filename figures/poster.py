@@ -13,7 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from figures import beyond_coap, error_grid, linear, modern, relaxation, spheres, theorem, tightness
+from figures import beyond_coap, error_grid, linear, modern, paper2023, relaxation, spheres, theorem, tightness
 from figures.commands import POSTER_COMMAND, QUICK_TRAIN_GRID, describe_quick_grid, linear_command
 from figures.curves import legend_handles
 from figures.records import Results, health_warning, load_results, parse_where
@@ -23,6 +23,7 @@ from figures.text_panels import BOUNDS, FAIRNESS, HEADER_COLOR, OBJECTIVE, THEOR
 from figures.run_missing import check_datasets, run_missing
 from realdata.cli import Parser
 from realdata.errors import UserError, parse_list, run_main
+from realdata.synthetic import FIGURES_2023
 from realdata.validate import check_number, check_out_dir
 
 A0_LANDSCAPE_IN = (1189 / 25.4, 841 / 25.4)
@@ -31,8 +32,8 @@ POSTER_SCALE = 2.2
 COLUMN_RATIOS = (0.95, 1.6, 1.25)
 TITLE = "Certified defences hurt generalisation"
 AUTHORS = "Piersilvio De Bartolomeis, Jacob Clarysse, Fanny Yang, Amartya Sanyal — ETH Zürich"
-FIGURE_NAMES = ("error_grid", "spheres", "linear", "theorem", "relaxation", "modern_methods", "spheres_2023",
-                "relaxation_gaps", "dynamics", "tightness")
+FIGURE_NAMES = (("error_grid", "spheres", "linear", "theorem", "relaxation", "modern_methods", "relaxation_gaps",
+                 "dynamics", "tightness") + tuple(paper2023.spec(name).name for name in FIGURES_2023))
 PAGE_TWO_TITLE = "After the paper: later certified training, and the 2023 spheres study"
 PAGES = (1, 2)
 
@@ -46,9 +47,10 @@ def figure_specs(setting: theorem.TheoremSetting) -> dict:
     """Every figure, page 1's then page 2's, by file name."""
     return {"error_grid": error_grid.SPEC, "spheres": spheres.SPEC, "linear": linear.SPEC,
             "theorem": theorem.spec(setting), "relaxation": relaxation.SPEC,
-            "modern_methods": modern.METHODS_SPEC, "spheres_2023": modern.SPHERES_SPEC,
+            "modern_methods": modern.METHODS_SPEC,
             "relaxation_gaps": beyond_coap.gap_maps_spec(setting), "dynamics": beyond_coap.dynamics_spec(setting),
-            "tightness": tightness.SPEC}
+            "tightness": tightness.SPEC,
+            **{paper2023.spec(name).name: paper2023.spec(name) for name in FIGURES_2023}}
 
 
 def column_chars(column: int, fontsize: float) -> int:
@@ -207,7 +209,8 @@ def compose_page_two(results: Results, out_dir, dpi: int = 100) -> list[Path]:
         modern.draw_methods_records(left, records, results.directory, legend_loc="outside lower center")
         later = spheres.later_records(results)
         section(right, modern.spheres_heading(later) if later else "Spheres, 2023 study", fontsize * 1.2)
-        spheres.draw_records(right, later, results.directory, modern.spheres_2023_command(results.directory))
+        for sub, name in zip(right.subfigures(len(FIGURES_2023), 1), FIGURES_2023):
+            paper2023.draw_figure(sub, results, name)
         warning = health_warning(records + later)
         if warning:
             body.text(0.01, 0.005, "Warning: " + textwrap.fill(warning, 220), fontsize=fontsize * 0.6, va="bottom")
@@ -244,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-poster", action="store_true", help="draw the figures only, not the poster")
     parser.add_argument("--pages", default="1",
                         help="poster pages to compose, comma-separated: 1 = the paper's poster (poster.png/.pdf), "
-                             "2 = after the paper: later certified methods against AT and the 2023 spheres study "
+                             "2 = after the paper: later certified methods against AT and the 2023 spheres study's "
+                             f"figures ({', '.join(FIGURES_2023)}) "
                              "(poster-2.png/.pdf) (default: 1)")
     parser.add_argument("--dpi", type=int, default=150, help="PNG resolution of each figure (default: 150)")
     parser.add_argument("--poster-dpi", type=int, default=100,

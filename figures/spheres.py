@@ -127,8 +127,8 @@ def draw_per_epoch(ax, records, key: str, label: str, eps):
     return drawn
 
 
-def missing(ax, what: str, results_dir="results", command=None):
-    command = (command or spheres_command(results_dir)).replace(" --eps", "\n--eps")
+def missing(ax, what: str, results_dir="results"):
+    command = spheres_command(results_dir).replace(" --eps", "\n--eps")
     message_panel(ax, what, ["No spheres records yet (kind 'spheres').", "Produce them with:"], command)
 
 
@@ -170,10 +170,8 @@ def draw(fig, results) -> list[str]:
     return draw_records(fig, paper_records(results), results.directory)
 
 
-def draw_records(fig, records, results_dir="results", command=None) -> list[str]:
-    """The spheres figure of one set of records (its best-covered setting); `command`
-    produces them (default: the quick grid's)."""
-    command = command or spheres_command(results_dir)
+def draw_records(fig, records, results_dir="results") -> list[str]:
+    """The spheres figure of one set of records (its best-covered setting)."""
     records, notes = main_setting(records)
     axes = fig.subplots(2, 3)
     draw_sketch(axes[0, 0])
@@ -181,8 +179,8 @@ def draw_records(fig, records, results_dir="results", command=None) -> list[str]
               (axes[1, 2], "unstable_fraction", "Unstable ReLUs (fraction)")]
     if not records:
         for ax in (axes[0, 1], axes[0, 2], axes[1, 0], axes[1, 1], axes[1, 2]):
-            missing(ax, "", results_dir, command)
-        return ["spheres: no spheres records; run: " + command]
+            missing(ax, "", results_dir)
+        return ["spheres: no spheres records; run: " + spheres_command(results_dir)]
     drawn = []
     for ax, metric, label in panels:
         drawn += draw_vs_eps(ax, records, metric, label)

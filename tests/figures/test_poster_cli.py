@@ -100,9 +100,9 @@ def test_page_two_has_the_later_methods_and_the_2023_spheres(tmp_path, capsys, w
     assert "SABR robust error above AT's in" in modern.methods_heading(modern.method_records(results))
     out = tmp_path / "out"
     assert run_main(poster.main, ["--results", str(results_dir), "--out", str(out), "--figures",
-                                  "modern_methods,spheres_2023", "--pages", "2"] + TINY) == 0
+                                  "modern_methods,2023_l2", "--pages", "2"] + TINY) == 0
     assert "poster page 2: " in capsys.readouterr().out
-    for name in ("poster-2.png", "poster-2.pdf", "modern_methods.png", "spheres_2023.png"):
+    for name in ("poster-2.png", "poster-2.pdf", "modern_methods.png", "2023_l2.png"):
         assert (out / name).stat().st_size > 1000
     assert not (out / "poster.png").exists()
 
