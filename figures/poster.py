@@ -59,7 +59,10 @@ def column_chars(column: int, fontsize: float) -> int:
     return int(0.95 * width_in * 72 / (0.55 * fontsize))
 
 
-def section(fig, title: str, fontsize: float):
+def section(fig, title: str, fontsize: float, column: int | None = None):
+    """A section heading; a computed one can be long, so it wraps to its column's width."""
+    if column is not None:
+        title = textwrap.fill(title, column_chars(column, fontsize))
     fig.suptitle(title, x=0.01, ha="left", fontsize=fontsize, fontweight="bold", color=HEADER_COLOR)
 
 
@@ -85,14 +88,14 @@ def draw_left(fig, fontsize, key_lines):
 
 def draw_centre(fig, results, fontsize):
     records = error_grid.paper_records(results)
-    section(fig, error_grid.heading(records), fontsize * 1.35)
+    section(fig, error_grid.heading(records), fontsize * 1.35, column=1)
     error_grid.draw_grid(fig, records, legend_loc="outside lower center",
                          results_dir=results.directory)
 
 
 def draw_spheres_panel(fig, results, fontsize):
     records, _ = spheres.main_setting(spheres.paper_records(results))
-    section(fig, spheres.heading(records), fontsize * 1.35)
+    section(fig, spheres.heading(records), fontsize * 1.35, column=2)
     axes = fig.subplots(2, 2)
     spheres.draw_sketch(axes[0, 0])
     if not records:
@@ -136,7 +139,7 @@ def draw_theorem_panel(fig, results, fontsize, setting):
 
 def draw_linear_panel(fig, results, fontsize):
     records = results.of(linear.KIND)
-    section(fig, linear.heading(records), fontsize * 1.35)
+    section(fig, linear.heading(records), fontsize * 1.35, column=2)
     sizes = linear.sizes(records)
     if not sizes:
         message_panel(fig.add_subplot(), "", ["No linear records yet. Produce them with:"],
@@ -150,17 +153,13 @@ def draw_linear_panel(fig, results, fontsize):
 
 def key_numbers(results: Results, setting) -> list[str]:
     """The summary lines, each computed from the records: how often each certified method's
-    robust error is above AT's (and where the records disagree with the paper), robust error
-    and fairness against AT at the largest ε, the spheres and linear gaps, the theorem map's
-    counts, and one line naming the collapsed or diverged runs left out of all of these."""
+    robust error is above AT's (and where the records disagree with the paper), the theorem
+    map's counts, and one line naming the collapsed or diverged runs left out of all of these.
+    The numbers behind each count are in the figures' summaries and the report."""
     train = error_grid.paper_records(results)
     sph, _ = spheres.main_setting(spheres.paper_records(results))
     lin = results.of(linear.KIND)
     lines = error_grid.claim_lines(train) + spheres.claim_lines(sph) + linear.claim_lines(lin)
-    lines += [ln for ln in error_grid.summarize(error_grid.grid_series(train), error_grid.columns(train))
-              if "robust error" in ln or ", accuracy discrepancy" in ln]
-    lines += [ln for ln in spheres.summarize(sph, spheres.large_eps(sph)) if "robust error at" in ln]
-    lines += [ln for ln in linear.summarize(lin) if "robust error" in ln]
     grid = theorem.risk_gap_map(setting)
     lines += theorem.summarize(grid, theorem.gradient_curves(setting))[:1]
     if not (train or sph or lin):
@@ -205,10 +204,10 @@ def compose_page_two(results: Results, out_dir, dpi: int = 100) -> list[Path]:
         fig, body = page_frame(results, PAGE_TWO_TITLE, fontsize)
         left, right = body.subfigures(1, 2, width_ratios=(1.3, 1.0), wspace=0.015)
         records = modern.method_records(results)
-        section(left, modern.methods_heading(records), fontsize * 1.2)
+        section(left, modern.methods_heading(records), fontsize * 1.2, column=1)
         modern.draw_methods_records(left, records, results.directory, legend_loc="outside lower center")
         later = spheres.later_records(results)
-        section(right, modern.spheres_heading(later) if later else "Spheres, 2023 study", fontsize * 1.2)
+        section(right, modern.spheres_heading(later) if later else "Spheres, 2023 study", fontsize * 1.2, column=2)
         for sub, name in zip(right.subfigures(len(FIGURES_2023), 1), FIGURES_2023):
             paper2023.draw_figure(sub, results, name)
         warning = health_warning(records + later)
