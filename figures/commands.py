@@ -35,7 +35,7 @@ class TrainGrid:
 # 0.76 at 72/255 (ST: 0.66). Digits stand in for MNIST: no files, seconds a cell, so all five
 # methods with two seeds (the figures show the spread). A quick CIFAR-10 cell costs up to
 # about 3.5 CPU minutes (COAP), so CIFAR-10 runs AT and the paper poster's two certified
-# methods, one seed, at two of the paper's budgets (PAPER.md §4: 9 … 108/255).
+# methods, one seed, at two of the paper's budgets (docs/PAPER.md §4: 9 … 108/255).
 QUICK_TRAIN_GRID = {
     "digits": TrainGrid(methods=("st", "at", "coap", "crown-ibp", "ibp"), eps=(0.1, 0.2, 0.35, 0.5), seeds=(0, 1)),
     "cifar10": TrainGrid(methods=("at", "coap", "crown-ibp"), eps=(36 / 255, 72 / 255), seeds=(0,)),

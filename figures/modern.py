@@ -1,4 +1,4 @@
-"""Poster page 2, what came after the paper (PAPER.md §6): the certified methods since then
+"""Poster page 2, what came after the paper (docs/PAPER.md §6): the certified methods since then
 against AT, and the 2023 concentric-spheres study. Page 1 stays the paper's poster.
 
 Reads `train` records of methods outside `error_grid.PAPER_METHODS` (with AT's as the

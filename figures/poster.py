@@ -1,6 +1,6 @@
 """`python -m figures.poster`: every figure from the result records, and the A0 poster.
 
-The poster follows the original's three columns (PAPER.md §5): left, the robust objective,
+The poster follows the original's three columns (docs/PAPER.md §5): left, the robust objective,
 lower vs upper bound (with the relaxation picture) and the fairness formula; centre, the
 grid of error curves; right, the spheres intuition and the theorem. Each data panel is
 drawn by the same function as its stand-alone figure.

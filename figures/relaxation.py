@@ -53,7 +53,7 @@ def draw_relaxation(ax, lower: float = -1.0, upper: float = 2.0):
     ax.legend(loc="upper left", frameon=False, fontsize="small")
 
 
-# The worked example of PAPER.md §2 (γ = 1, ε = 0.8, θ₁ = 1, a = 1, b = −0.5): a setting
+# The worked example of docs/PAPER.md §2 (γ = 1, ε = 0.8, θ₁ = 1, a = 1, b = −0.5): a setting
 # inside the theorem's range 2γ/3 < ε < γ.
 EXAMPLE = {"gamma": 1.0, "eps": 0.8, "theta1": 1.0, "a": 1.0, "b": -0.5}
 

@@ -21,14 +21,14 @@ from figures.spec import FigureSpec
 from figures.style import METHOD_STYLES
 
 KIND = "one_step"
-# The lemma needs ε > (5 + 2√3)γ/13 (PAPER.md §2); the theorem states 2γ/3 < ε < γ.
+# The lemma needs ε > (5 + 2√3)γ/13 (docs/PAPER.md §2); the theorem states 2γ/3 < ε < γ.
 LEMMA_RATIO = (5 + 2 * np.sqrt(3)) / 13
 THEOREM_RANGE = (2 / 3, 1.0)
 
 
 @dataclass(frozen=True)
 class TheoremSetting:
-    """The population setting of the map; defaults are PAPER.md §2's worked example (σ is
+    """The population setting of the map; defaults are docs/PAPER.md §2's worked example (σ is
     INFERRED = 1 there), which lies inside the theorem's ε range."""
     gamma: float = 1.0
     sigma: float = 1.0

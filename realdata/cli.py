@@ -114,7 +114,7 @@ def config_overrides(args: argparse.Namespace, exclude=()) -> dict:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that say where and how a run happens, not what it computes."""
     parser.add_argument("--recipe", default="quick", choices=sorted(RECIPES),
-                        help="named hyperparameter preset: 'paper' (PAPER.md §3-4) or 'quick' (CPU minutes)")
+                        help="named hyperparameter preset: 'paper' (docs/PAPER.md §3-4) or 'quick' (CPU minutes)")
     parser.add_argument("--out", default="results", help="folder of result records and checkpoints (default: results)")
     parser.add_argument("--data-dir", default=None,
                         help="dataset folder (CIFAR-10 batches or archive; MNIST-format IDX files; tiny-imagenet-200); "

@@ -9,8 +9,8 @@
 - ``tiny-imagenet``: the ``tiny-imagenet-200/`` folder from ``data_dir`` or
   ``$TINYIMAGENET_DIR``, decoded once and cached beside it (`realdata.tiny_imagenet`);
 - ``digits``: scikit-learn's bundled 8×8 digits (no files needed);
-- ``spheres``: two concentric spheres (PAPER.md §3);
-- ``linear``: the theorem's distribution, signal on the first coordinate (PAPER.md §2).
+- ``spheres``: two concentric spheres (docs/PAPER.md §3);
+- ``linear``: the theorem's distribution, signal on the first coordinate (docs/PAPER.md §2).
 
 Images live in [0, 1]; normalisation is not applied here but carried as
 ``mean``/``std`` for the model's `Normalize` layer, so ε is always in pixel space.

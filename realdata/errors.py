@@ -1,6 +1,6 @@
 """User-facing errors and the command-line conventions shared by every entry point.
 
-Bad input gets one clear sentence naming the fix and exit code 2 (DESIGN.md).
+Bad input gets one clear sentence naming the fix and exit code 2 (docs/DESIGN.md).
 Code raises `UserError`; `run_main` turns it into that sentence.
 """
 from __future__ import annotations

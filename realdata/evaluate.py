@@ -2,7 +2,7 @@
 
 `evaluate` returns standard error, robust error under a named attack, certified
 error and the unstable-ReLU fraction under a named bound method, per-class
-errors with the accuracy discrepancy of Sanyal et al. (2022) (PAPER.md §1), and
+errors with the accuracy discrepancy of Sanyal et al. (2022) (docs/PAPER.md §1), and
 the alignment of the attack's perturbations with the data's signal direction.
 
 A point is robust only if it is classified correctly and the attack did not

@@ -70,7 +70,7 @@ def _classifier(features: nn.Sequential, in_shape: tuple, hidden: list[int], num
 
 
 def _mlp(in_shape, num_classes, width: int = 100, depth: int = 1):
-    """`depth` hidden layers of `width` ReLUs (default: the spheres/linear nets of PAPER.md §2–3)."""
+    """`depth` hidden layers of `width` ReLUs (default: the spheres/linear nets of docs/PAPER.md §2–3)."""
     if int(width) < 1 or int(depth) < 0:
         raise UserError(f"mlp needs width >= 1 and depth >= 0, got width={width}, depth={depth}.")
     return _classifier(nn.Sequential(), in_shape, [int(width)] * int(depth), num_classes)

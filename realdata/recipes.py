@@ -1,7 +1,7 @@
 """Training configuration: the frozen `TrainConfig` and the named recipes that fill it.
 
 A recipe is a `TrainConfig` instance per (dataset, method): ``RECIPES["paper"]`` holds
-the hyperparameters of PAPER.md §3–4, ``RECIPES["quick"]`` a CPU-scale version that
+the hyperparameters of docs/PAPER.md §3–4, ``RECIPES["quick"]`` a CPU-scale version that
 finishes a CIFAR-10-subset run on two cores in a few minutes.  Values the sources leave
 open are marked in `INFERRED` (and with ``*`` in ``--help``).  `make_config` picks a
 recipe and applies overrides; every field is also a command-line flag of
@@ -228,7 +228,7 @@ def _modern_family(base, methods: dict, inferred=frozenset()) -> None:
              **changes)
 
 
-# Paper, CIFAR-10 (PAPER.md §4): Wong et al.'s residual net for every method.
+# Paper, CIFAR-10 (docs/PAPER.md §4): Wong et al.'s residual net for every method.
 _cifar = TrainConfig(dataset="cifar10", eps=36 / 255, arch="resnet", epochs=150, batch_size=128, optimizer="sgd",
                      lr=0.05, momentum=0.9, weight_decay=5e-4, lr_milestones=(80, 120), lr_gamma=0.1,
                      eval_steps=100, eval_bound="coap")
@@ -271,7 +271,7 @@ _modern_family(_modern_cifar, {
     "taps": (dict(epochs=161, lr_milestones=(121, 141), **_TAPS, l1=2e-6), ()),
 })
 
-# Paper, Tiny ImageNet (PAPER.md §4 names it as optional and gives no recipe): the paper's methods
+# Paper, Tiny ImageNet (docs/PAPER.md §4 names it as optional and gives no recipe): the paper's methods
 # run their CIFAR-10 recipes, at ℓ∞ 1/255 as CTBench; the architecture is INFERRED.  Since the paper (CTBench's setting, ℓ∞ 1/255 on CNN7): FAST-IBP from Shi et
 # al.'s README (start=2,length=20, 80 epochs, decay at 61, 71, λ = 0.2, batch 128 = 2 × 64 accumulated),
 # MTL-IBP and CC-IBP from expressive-losses' (α = 0.01, L1 5e-5, λ = 0.2, 160 epochs, decay at 120, 140,
@@ -289,7 +289,7 @@ _modern_family(_modern_tin, {
     "taps": (dict(epochs=80, lr_milestones=(60, 70), ramp_epochs=20.0, reg_lambda=0.1, **_TAPS), ()),
 })
 
-# Paper, MNIST (PAPER.md §4); Fashion-MNIST has no recipe of its own and uses MNIST's.
+# Paper, MNIST (docs/PAPER.md §4); Fashion-MNIST has no recipe of its own and uses MNIST's.
 for _name in ("mnist", "fashion-mnist"):
     _mnist = TrainConfig(dataset=_name, eps=1.0, arch="mnist-large", epochs=100, batch_size=128, optimizer="adam",
                          lr=1e-3, lr_milestones=(40, 80), lr_gamma=0.1, augment=False, eval_steps=100)
@@ -320,7 +320,7 @@ for _name in ("mnist", "fashion-mnist"):
         "taps": (dict(_TAPS), {"eps"}),
     }, inferred=_fm)
 
-# The synthetic experiments (PAPER.md §2, §3): their settings live in `realdata.synthetic`
+# The synthetic experiments (docs/PAPER.md §2, §3): their settings live in `realdata.synthetic`
 # and are translated here, so `realdata.train --dataset spheres` and `simulate.spheres`
 # train the same thing.
 

@@ -6,7 +6,7 @@ written here once.  `realdata.data` takes its generators' defaults from these pr
 `simulate` runs them, and `figures --run-missing quick` runs `QUICK`.  A record stores the
 config it ran and the resolved training config, so nothing downstream re-derives a value.
 
-Values the papers do not state are marked INFERRED (PAPER.md §2, §3); values chosen for
+Values the papers do not state are marked INFERRED (docs/PAPER.md §2, §3); values chosen for
 CPU scale (the quick variants) are this toolkit's, not the papers'.
 """
 from __future__ import annotations
@@ -94,7 +94,7 @@ class SpheresConfig:
                 "n_test": self.n_test}
 
 
-#: The papers' settings (PAPER.md §3) and a CPU-quick one for figures' --run-missing.
+#: The papers' settings (docs/PAPER.md §3) and a CPU-quick one for figures' --run-missing.
 SPHERES_PRESETS = {
     "2022": SpheresConfig(),
     # 2023: d = 10, n = 500, margin 20 with R₀ = 1 (INFERRED, see SPHERES_2023_CHOICE), ε ∈ {1, 2, 3, 4};
@@ -129,7 +129,7 @@ class LinearConfig:
     eps: float = 4.5
     d: int = 1000
     gamma: float = 6.0
-    sigma: float = 1.0           # INFERRED (PAPER.md §2)
+    sigma: float = 1.0           # INFERRED (docs/PAPER.md §2)
     n_test: int = 10_000         # INFERRED: the test-set size is not given
     width: int = 100
     epochs: int = 100
@@ -164,7 +164,7 @@ LINEAR_PRESETS = {
     # quick: d = 100 and 2000 test points, 50 epochs (a CPU-scale choice of this toolkit, not the paper's)
     "quick": LinearConfig(preset="quick", d=100, n_test=2000, epochs=50),
 }
-# The paper's grids (PAPER.md §2): "ε ∈ {3,…,5.5}" at n = 50 and "{4,…,5.25}" at n = 10 000;
+# The paper's grids (docs/PAPER.md §2): "ε ∈ {3,…,5.5}" at n = 50 and "{4,…,5.25}" at n = 10 000;
 # the spacing (0.5 and 0.25) is INFERRED from the end points.
 LINEAR_EPS_GRIDS = {50: (3.0, 3.5, 4.0, 4.5, 5.0, 5.5), 10_000: (4.0, 4.25, 4.5, 4.75, 5.0, 5.25)}
 
@@ -179,7 +179,7 @@ class OneStepConfig:
     gamma: float = 1.0
     d: int = 1000
     n: int = 100_000
-    sigma: float = 1.0          # INFERRED (PAPER.md §2): noise std of x_{2:d}
+    sigma: float = 1.0          # INFERRED (docs/PAPER.md §2): noise std of x_{2:d}
     a: float = 1.0              # INFERRED: fixed output weight, a > 0
     b: float = -0.5             # INFERRED: fixed output bias, b < 0
     eta: float = 1.0            # INFERRED: the shared step size η

@@ -71,7 +71,7 @@ class FitResult:
 
 def build_threat(config: TrainConfig, dataset) -> Threat:
     """The run's threat at its full budget.  'directions' on the linear distribution are
-    the first k coordinates (e₁ carries the signal, PAPER.md §2); elsewhere k random
+    the first k coordinates (e₁ carries the signal, docs/PAPER.md §2); elsewhere k random
     orthonormal directions drawn from the seed (the 2023 signal-aligned set)."""
     directions = None
     if config.norm == "directions":

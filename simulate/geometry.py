@@ -1,4 +1,4 @@
-"""How the 2023 spheres results depend on what the paper leaves open (PAPER.md §3).
+"""How the 2023 spheres results depend on what the paper leaves open (docs/PAPER.md §3).
 
     python -m simulate.geometry                                   # inner radius R₀, the default grid
     python -m simulate.geometry --r0 1,10,50 --batch-sizes 50,500 --epochs 60 --n-test 2000

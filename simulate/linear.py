@@ -1,4 +1,4 @@
-"""The signal-directed linear experiment of the 2022 paper (PAPER.md §2, workshop Fig 6).
+"""The signal-directed linear experiment of the 2022 paper (docs/PAPER.md §2, workshop Fig 6).
 
     python -m simulate.linear --n 50 --eps 4.5                   # one cell: ST, AT and COAP
     python -m simulate.linear --sweep --n 50 --seeds 0,1,2       # the paper's ε grid at n = 50
@@ -104,7 +104,7 @@ def build_parser() -> Parser:
     d = PRESETS["paper"]
     grids = "; ".join(f"n={n}: {','.join(f'{e:g}' for e in g)}" for n, g in EPS_GRIDS.items())
     p = Parser(prog="python -m simulate.linear",
-               description="The signal-directed linear experiment (PAPER.md §2, 2022 workshop Fig 6): y = ±1, x₁ = γy, "
+               description="The signal-directed linear experiment (docs/PAPER.md §2, 2022 workshop Fig 6): y = ±1, x₁ = γy, "
                            f"x_2..x_d ~ N(0, σ²), perturbations along e₁ only. Trains a two-layer net ({d.width} ReLUs) "
                            f"with ST, AT and COAP by SGD, picks each method's learning rate from {text(d.lrs)} by the "
                            "rule (interpolate the training set, then lowest test robust error), and reports standard, "

@@ -3,7 +3,7 @@
     python -m simulate.one_step --eps 0.8 --gamma 1 --d 1000 --n 100000
     python -m simulate.one_step --eps 0.8 --n 1000,10000,100000      # the gap as n grows
 
-Samples the linear distribution (PAPER.md §2) with `realdata.data`, initialises the
+Samples the linear distribution (docs/PAPER.md §2) with `realdata.data`, initialises the
 one-neuron model a·ReLU(θᵀx) + b (`realdata.models.one_neuron`, θ ~ N(0, I), θ₁ > 0),
 and takes one gradient step on θ₁ for
 
@@ -362,7 +362,7 @@ def build_parser() -> Parser:
     d = OneStepConfig()
     p = Parser(prog="python -m simulate.one_step",
                description="One gradient step of AT and COAP on the theorem's one-neuron model with a finite sample of "
-                           "the linear distribution (PAPER.md §2), compared with theory's population values. Prints the "
+                           "the linear distribution (docs/PAPER.md §2), compared with theory's population values. Prints the "
                            "gradients, θ₁ after the step and the robust risks R_ε, each with its standard error and its "
                            "difference from the population value in standard errors; with several --n, how the COAP−AT "
                            "gap behaves as n grows. Values marked INFERRED are not given by the sources.")

@@ -144,7 +144,7 @@ def table(records: list[dict]) -> str:
 def build_parser() -> Parser:
     d = PRESETS["2022"]
     p = Parser(prog="python -m simulate.spheres",
-               description=f"Concentric spheres (PAPER.md §3): train ST, AT (Auto-PGD, {d.at_steps} steps) and COAP on "
+               description=f"Concentric spheres (docs/PAPER.md §3): train ST, AT (Auto-PGD, {d.at_steps} steps) and COAP on "
                            "two shells, pick each method's learning rate by the papers' rule (interpolate the training "
                            "set, then lowest test robust error), and print per method the standard, robust (Auto-PGD "
                            f"{d.eval_steps} iterations, {d.eval_restarts} restarts, CE then DLR) and certified (COAP) "

@@ -1,4 +1,4 @@
-"""Exact maths of the one-neuron theorem (PAPER.md §2).
+"""Exact maths of the one-neuron theorem (docs/PAPER.md §2).
 
 * `theory.derivation` — sympy derivation of the AT and COAP worst-case margins and their θ₁-gradients,
   lambdified into numpy functions (`worst_case_margins`, `loss_gradients`).

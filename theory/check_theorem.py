@@ -1,4 +1,4 @@
-"""Machine-check the one-neuron theorem: COAP's one-step robust risk exceeds AT's (PAPER.md §2).
+"""Machine-check the one-neuron theorem: COAP's one-step robust risk exceeds AT's (docs/PAPER.md §2).
 
     python -m theory.check_theorem                      # every check + the (ε/γ, r) grid
     python -m theory.check_theorem --eps 0.8 --ratio 5  # one point
@@ -42,7 +42,7 @@ def build_parser():
     point.add_argument("--eps", type=number, help="perturbation budget ε > 0 along e₁, e.g. 0.8 or 4/5")
     point.add_argument("--ratio", type=float, help="r = ‖θ_{2:d}‖/θ₁ > 0 at initialisation (≈ √d for θ ~ N(0, I))")
     add_setting_arguments(p, "setting (grid and single point); the sources give no values, so every default is "
-                             "INFERRED (PAPER.md's worked example)")
+                             "INFERRED (docs/PAPER.md's worked example)")
     grid = p.add_argument_group("grid")
     grid.add_argument("--eps-steps", type=int, default=GRID_EPS_STEPS,
                       help="ε/γ = k/(N+1), k = 1..N (default: %(default)s)")

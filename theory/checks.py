@@ -1,6 +1,6 @@
 """Every named check of the theorem's formulas, each reporting pass/fail and a one-line detail.
 
-Symbolic checks compare the paper's printed formulas (PAPER.md §2, transcribed *here* and in
+Symbolic checks compare the paper's printed formulas (docs/PAPER.md §2, transcribed *here* and in
 `theory.lemma`) with the sympy derivation of `theory.derivation`; numeric checks use the lambdified
 derivation against independent computations (an LP solver, brute force, root finding, high-precision
 arithmetic). `FINDINGS` collects what the checks discovered about the printed proof.
@@ -83,7 +83,7 @@ def _equal_both_signs(left, right):
 
 
 def _paper_at_margin(y):
-    """PAPER.md §2: y = +1: b + a·max(0, ℓ); y = −1: −(b + a·max(0, u))."""
+    """docs/PAPER.md §2: y = +1: b + a·max(0, ℓ); y = −1: −(b + a·max(0, u))."""
     return dv.B + dv.A * sp.Max(0, _LOWER) if y == 1 else -(dv.B + dv.A * sp.Max(0, _UPPER))
 
 

@@ -1,6 +1,6 @@
 """Symbolic derivation of the one-neuron worst-case margins, AT and COAP, and their θ₁-gradients.
 
-Setting (PAPER.md §2): f(x) = a·ReLU(θᵀx) + b with a > 0, b < 0; threat B_ε(x) = {x + βe₁ : |β| ≤ ε};
+Setting (docs/PAPER.md §2): f(x) = a·ReLU(θᵀx) + b with a > 0, b < 0; threat B_ε(x) = {x + βe₁ : |β| ≤ ε};
 logistic loss on the worst-case signed margin, L = log(1 + e^{−J}).
 
 Everything below is *derived* by sympy from the model and the threat set; nothing is copied from the
@@ -163,7 +163,7 @@ def to_theta(expr):
 
 
 def logistic_loss(margin):
-    """log(1 + e^{−J}) — the paper's loss written on the worst-case margin (PAPER.md §2)."""
+    """log(1 + e^{−J}) — the paper's loss written on the worst-case margin (docs/PAPER.md §2)."""
     return sp.log(1 + sp.exp(-margin))
 
 

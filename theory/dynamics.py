@@ -124,7 +124,7 @@ def build_parser():
     p.add_argument("--objectives", default=",".join(OBJECTIVES),
                    help=f"comma-separated, AT first: any of {', '.join(OBJECTIVES)} (default: all)")
     p.add_argument("--every", type=int, default=0, help="print every k-th step (default: about 10 rows)")
-    add_setting_arguments(p, "setting; the sources give no values, so every default is INFERRED (PAPER.md's worked "
+    add_setting_arguments(p, "setting; the sources give no values, so every default is INFERRED (docs/PAPER.md's worked "
                              "example)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,4 +1,4 @@
-"""Bad command-line input → one sentence on stderr and exit code 2 (DESIGN.md), without realdata.
+"""Bad command-line input → one sentence on stderr and exit code 2 (docs/DESIGN.md), without realdata.
 
 `theory` depends on nothing else in the repository, so it carries this small copy of the convention.
 """

@@ -49,7 +49,7 @@ def std_cdf(t):
 ALPHA_T = -(GAMMA + EPS) / (R * SIGMA)
 BETA_T = -(GAMMA - EPS) / (R * SIGMA)
 
-#: The paper's printed reduction (PAPER.md §2), transcribed for comparison only.
+#: The paper's printed reduction (docs/PAPER.md §2), transcribed for comparison only.
 PRINTED_F = (GAMMA ** 2 - EPS ** 2 - 2 * SIGMA ** 2 * R ** 2
              - SIGMA * R * ((GAMMA - 3 * EPS) * std_pdf(BETA_T) - (GAMMA + EPS) * std_pdf(ALPHA_T))
              / (std_cdf(BETA_T) - std_cdf(ALPHA_T)))

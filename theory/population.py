@@ -1,6 +1,6 @@
 """Exact population quantities of the one-neuron theorem: expected θ₁-gradients, robust risk, one GD step.
 
-Data (PAPER.md §2): y = ±1 with probability ½, x₁ = γy, Z = θ_{2:d}ᵀx_{2:d} ~ N(0, s²) with
+Data (docs/PAPER.md §2): y = ±1 with probability ½, x₁ = γy, Z = θ_{2:d}ᵀx_{2:d} ~ N(0, s²) with
 s = σ‖θ_{2:d}‖. For each label the per-sample gradient is a smooth function of Z inside each cell
 (dead / active / unstable, `theory.derivation`), so each expectation is a sum of 1-D integrals whose
 limits are the cell boundaries; scipy's adaptive quadrature then reaches better than 1e-12 relative accuracy
@@ -235,7 +235,7 @@ def _plain(value):
 
 @dataclass(frozen=True)
 class OneStep:
-    """One full-population GD step from the same θ₁ for AT and for one relaxation (PAPER.md §2)."""
+    """One full-population GD step from the same θ₁ for AT and for one relaxation (docs/PAPER.md §2)."""
 
     relaxation: str
     grad_at: np.ndarray | float

@@ -1,6 +1,6 @@
 """The one-neuron setting shared by theory's commands: its flags, defaults, help and validation.
 
-The paper gives no numeric values of γ, σ, a, b, θ₁, η (PAPER.md §2); the defaults are the worked
+The paper gives no numeric values of γ, σ, a, b, θ₁, η (docs/PAPER.md §2); the defaults are the worked
 example's, so a single point with the defaults reproduces it. Every default is therefore INFERRED.
 """
 from __future__ import annotations

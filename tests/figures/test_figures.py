@@ -91,7 +91,7 @@ def test_spheres_shows_one_setting_and_says_so(results_dir, tmp_path, writers):
 
 def test_relaxation_margins_match_the_theory():
     """COAP's bound is below the exact worst case only on the unstable set; the triangle LP
-    optimum equals the exact worst case there (PAPER.md §2)."""
+    optimum equals the exact worst case there (docs/PAPER.md §2)."""
     ex = relaxation.EXAMPLE
     lo, hi = -ex["theta1"] * (ex["gamma"] + ex["eps"]), -ex["theta1"] * (ex["gamma"] - ex["eps"])
     z = np.linspace(lo - 1, hi + 1, 201)

@@ -7,8 +7,8 @@ import torch
 from realdata.bounds import margin_lower_bounds, preactivation_bounds
 from realdata.models import labels_to_sign, one_neuron
 from realdata.threats import Directions, basis_direction
+from theory import derivation
 
-derivation = pytest.importorskip("theory.derivation")
 
 D = 6
 

@@ -1,4 +1,5 @@
 """Exact COAP against the COAP authors' own code (convex_adversarial's DualNetwork)."""
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,10 @@ from realdata.bounds import margin_lower_bounds, preactivation_bounds, robust_lo
 from realdata.relaxation.reference import to_convex_adversarial
 from realdata.threats import L2, Linf
 
-convex_adversarial = pytest.importorskip("convex_adversarial")
+if os.environ.get("CI"):  # CI installs every reference package: a missing oracle fails, never skips
+    import convex_adversarial
+else:
+    convex_adversarial = pytest.importorskip("convex_adversarial")
 
 REL = 1e-5
 

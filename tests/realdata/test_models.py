@@ -63,7 +63,7 @@ def test_mnist_small_and_large_follow_the_paper():
     assert [(c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in convs(large)] == [
         (32, 3, 1, 1), (32, 4, 2, 1), (64, 3, 1, 1), (64, 4, 2, 1)]
     assert [(l.in_features, l.out_features) for l in linears(large)] == [(64 * 7 * 7, 512), (512, 512), (512, 10)]
-    assert not isinstance(small[0], Normalize)  # MNIST is not normalised (PAPER.md §4)
+    assert not isinstance(small[0], Normalize)  # MNIST is not normalised (docs/PAPER.md §4)
 
 
 def test_cifar_cnn_sizes_its_classifier_from_the_input():

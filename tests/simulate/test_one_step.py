@@ -5,7 +5,7 @@ import pytest
 
 from simulate.one_step import OneStepConfig, initial_theta, run_one
 
-# PAPER.md §2's worked example (γ = 1, σ = 1, ε = 0.8, θ₁ = 1, r = 5, a = 1, b = −0.5, η = 1),
+# docs/PAPER.md §2's worked example (γ = 1, σ = 1, ε = 0.8, θ₁ = 1, r = 5, a = 1, b = −0.5, η = 1),
 # with a small d: only θ₁ and r = ‖θ_{2:d}‖/θ₁ enter the population values.
 EXAMPLE = OneStepConfig(eps=0.8, gamma=1.0, d=50, theta1=1.0, ratio=5.0, batches=50, n_test=0)
 

@@ -1,4 +1,4 @@
-"""theory/ depends on nothing else in the repository (DESIGN.md: figures → simulate → (theory, realdata))."""
+"""theory/ depends on nothing else in the repository (docs/DESIGN.md: figures → simulate → (theory, realdata))."""
 import ast
 from pathlib import Path
 
