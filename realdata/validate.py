@@ -40,8 +40,12 @@ FIELD_LIMITS = {
 MEMORY_FRACTION = 0.5
 
 
+#: Config fields set through a flag of another name (simulate.spheres).
+FLAG_ALIASES = {"r0": "--radii", "select_restarts": "--rank-restarts"}
+
+
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return FLAG_ALIASES.get(name, "--" + name.replace("_", "-"))
 
 
 def check_number(name: str, value, low, high, integer: bool = False):
