@@ -112,7 +112,7 @@ SPHERES_2023_CHOICE = (
     "(docs/spheres-2023.md): for R0 <= 10 AT and COAP both reach ~0% robust error, at R0=30 both reach "
     "5-9% with COAP no worse than AT, at R0=100 neither fits the training set (~50%). None reproduces the "
     "paper's COAP robust error near one half with AT far lower, so the preset keeps R0=1, the value "
-    "PAPER.md infers, rather than a radius no statement of the paper selects")
+    "docs/PAPER.md infers, rather than a radius no statement of the paper selects")
 
 
 # --------------------------------------------------------------------------- the linear distribution
