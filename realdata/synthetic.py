@@ -110,7 +110,8 @@ SPHERES_2023_CHOICE = (
     "2023 inner radius R0=1 (INFERRED): the paper does not state the radii, batch size or output layer. "
     "python -m simulate.geometry tried R0 in {1, 10, 30, 100} at l2 eps=4 and at k=10, eps=5 "
     "(docs/spheres-2023.md): for R0 <= 10 AT and COAP both reach ~0% robust error, at R0=30 both reach "
-    "5-9% with COAP no worse than AT, at R0=100 neither fits the training set (~50%). None reproduces the "
+    "5-9% with COAP no worse than AT, at R0=100 neither fits the training set (~50%); the full batch (500) "
+    "gives COAP at most 2 points more robust error than AT at 150 epochs. None reproduces the "
     "paper's COAP robust error near one half with AT far lower, so the preset keeps R0=1, the value "
     "docs/PAPER.md infers, rather than a radius no statement of the paper selects")
 
