@@ -314,9 +314,10 @@ def apgd_ce_dlr(model, x, y, threat: Threat, steps: int = 100, restarts: int = 5
 
 
 def apgd_ce(model, x, y, threat: Threat, steps: int = 100, restarts: int = 5, box=None,
-            generator: torch.Generator | None = None) -> torch.Tensor:
-    """Auto-PGD with the CE loss only, at the evaluation budget."""
-    return apgd(model, x, y, threat, steps, restarts, "ce", box, generator)
+            generator: torch.Generator | None = None, check: bool = True) -> torch.Tensor:
+    """Auto-PGD with the CE loss only, at the evaluation budget (AT's attack with its own budget;
+    `check=False` as in `apgd`)."""
+    return apgd(model, x, y, threat, steps, restarts, "ce", box, generator, check)
 
 
 def _check_counts(steps, restarts):

@@ -183,3 +183,19 @@ def test_equal_configs_have_one_hash_however_typed():
     a = make_config("digits", "st", eps=1, width=16.0, lr_milestones=[2, 3])
     b = make_config("digits", "st", eps=1.0, width=16, lr_milestones=(2, 3))
     assert config_hash(a) == config_hash(b) and a == b
+
+
+@pytest.mark.parametrize("attack", ["apgd", "pgd"])
+def test_training_checks_its_inputs_once_per_run_not_per_attack(monkeypatch, attack):
+    """Each check reads device values on the host (a GPU sync); fit checks the training set once."""
+    import realdata.attacks as attacks
+    from realdata.data import load_dataset
+    from realdata.models import build_model
+
+    calls = []
+    check = attacks.check_attack_input
+    monkeypatch.setattr(attacks, "check_attack_input", lambda *a, **k: calls.append(1) or check(*a, **k))
+    config = _tiny("at", attack=attack, epochs=1, attack_steps=2)
+    data = load_dataset("digits", train_size=80, test_size=10, seed=0)
+    fit(config, data, build_model("mlp", data, seed=0, width=16), progress=False)
+    assert calls == []  # fit's own check is the one before the loop (imported into realdata.train)
