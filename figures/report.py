@@ -58,14 +58,26 @@ def flags(record) -> str:
     return "; ".join(out)
 
 
-def row(record) -> dict:
-    """`{column key: (sort value, shown text)}` for one record."""
+def eps_formatters(records) -> dict:
+    """One ε formatter per dataset, from all its budgets: k/255 only when every budget of the
+    dataset is a whole number of 255ths (so digits' 0.2 does not read as 51/255)."""
+    budgets: dict = {}
+    for rec in records:
+        config = rec.get("config") or {}
+        if isinstance(config.get("eps"), (int, float)):
+            budgets.setdefault(config.get("dataset") or rec.get("kind"), []).append(config["eps"])
+    return {dataset: eps_formatter(values) for dataset, values in budgets.items()}
+
+
+def row(record, formatters=None) -> dict:
+    """`{column key: (sort value, shown text)}` for one record; `formatters` from `eps_formatters`."""
     config = record.get("config") or {}
     cells = {"kind": record.get("kind", ""), "dataset": config.get("dataset") or record.get("kind", ""),
              "method": config.get("method") or "", "norm": config.get("norm") or ""}
     out = {k: (v, v) for k, v in cells.items()}
     eps = config.get("eps")
-    out["eps"] = (eps, eps_formatter([eps])(eps)) if isinstance(eps, (int, float)) else (None, "")
+    fmt = (formatters or {}).get(cells["dataset"]) or eps_formatter([eps] if isinstance(eps, (int, float)) else [])
+    out["eps"] = (eps, fmt(eps)) if isinstance(eps, (int, float)) else (None, "")
     seed = record.get("seed", config.get("seed"))
     out["seed"] = (seed, str(seed) if seed is not None else "")
     for key in METRIC_KEYS:
@@ -153,9 +165,9 @@ def _e(text) -> str:
 
 def table_html(records) -> str:
     head = "".join(f'<th data-key="{c.key}" data-numeric="{int(c.numeric)}">{_e(c.title)}</th>' for c in COLUMNS)
-    body = []
+    body, formatters = [], eps_formatters(records)
     for rec in records:
-        cells = row(rec)
+        cells = row(rec, formatters)
         attrs = " ".join(f'data-{k}="{_e(cells[k][0])}"' for k in FILTERS)
         css = ' class="flagged"' if record_health(rec) else ""
         tds = []
