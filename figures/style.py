@@ -39,6 +39,7 @@ METHOD_STYLES = {
     "st": MethodStyle("ST", "#404040", "^", (0, (5, 1, 1, 1, 1, 1))),
     # certified training since the paper: the rest of Okabe–Ito, then Paul Tol's darker tones
     "crown": MethodStyle("CROWN", "#117733", "d", (0, (2, 2))),
+    "alpha-crown": MethodStyle("α-CROWN", "#44AA99", ">", (0, (1, 2))),
     "fast-ibp": MethodStyle("FAST-IBP", "#882255", "p", (0, (3, 1, 1, 1))),
     "sabr": MethodStyle("SABR", "#000000", "*", (0, (5, 2, 1, 2))),
     "mtl-ibp": MethodStyle("MTL-IBP", "#009E73", "P", (0, (3, 1))),
@@ -47,8 +48,9 @@ METHOD_STYLES = {
 }
 # Certified methods first after AT so the legend reads "empirical, then certified (the paper's,
 # then those since), then baseline".
-METHOD_ORDER = ("at", "coap", "crown-ibp", "ibp", "crown", "fast-ibp", "sabr", "taps", "mtl-ibp", "cc-ibp", "st")
-_FALLBACK_COLORS = ("#F0E442", "#44AA99", "#332288", "#999933")
+METHOD_ORDER = ("at", "coap", "crown-ibp", "ibp", "crown", "alpha-crown", "fast-ibp", "sabr", "taps", "mtl-ibp",
+                "cc-ibp", "st")
+_FALLBACK_COLORS = ("#F0E442", "#DDCC77", "#332288", "#999933")
 
 DATASET_LABELS = {
     "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "digits": "Digits (8×8)",

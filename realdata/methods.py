@@ -14,6 +14,8 @@ figures) derives from it.  Each entry says which relaxation the method trains on
 * ``crown-ibp`` — Zhang et al. 2020: margins bounded by β·CROWN + (1−β)·IBP.
 * ``ibp``       — the same with interval bounds only (β = 0).
 * ``crown``     — the same with CROWN bounds only (every layer linearly bounded; costly).
+* ``alpha-crown`` — the same with α-CROWN bounds (CROWN's lower slopes optimised per neuron and
+  specification; costlier still: small models, synthetic data).
 * ``fast-ibp``  — Shi et al. 2021: IBP with the IBP initialisation and the warm-up
   regularisers (`ibp_init`, `warmup_regulariser`; both are options of every method, the
   fast-ibp recipes switch them on).
@@ -153,6 +155,8 @@ class LossOptions:
     box: tuple | None = None
     generator: torch.Generator | None = None
     chunk_size: int | None = None
+    alpha_iterations: int | None = None   # alpha-crown: slope-optimisation steps (None: the bounds' default)
+    alpha_step_size: float | None = None
     checked: bool = False             # the inputs were validated already (training: once per run)
 
 
@@ -272,7 +276,11 @@ def _crown_ibp(model, x, y, threat, o):
 
 def _plain_bound(method: str):
     def loss(model, x, y, threat, o):
-        margins = _margin_bounds(model, x, y, threat, method, o)
+        extra = {}
+        if method == "alpha-crown":
+            extra = {k: v for k, v in (("iterations", o.alpha_iterations), ("step_size", o.alpha_step_size))
+                     if v is not None}
+        margins = _margin_bounds(model, x, y, threat, method, o, **extra)
         return margin_loss(margins, y), margin_error(margins, y)
     return loss
 
@@ -337,6 +345,8 @@ METHODS: dict[str, TrainMethod] = {m.name: m for m in (
                 paper=True),
     TrainMethod("ibp", "interval bound propagation (Gowal et al. 2018)", _plain_bound("ibp"), bound="ibp", paper=True),
     TrainMethod("crown", "CROWN bounds at every layer (expensive: small models)", _plain_bound("crown"), bound="crown"),
+    TrainMethod("alpha-crown", "α-CROWN bounds, slopes optimised (Xu et al. 2021; most expensive: small models)",
+                _plain_bound("alpha-crown"), bound="alpha-crown"),
     TrainMethod("fast-ibp", "IBP with IBP initialisation and warm-up regularisers (Shi et al. 2021)",
                 _plain_bound("ibp"), bound="ibp"),
     TrainMethod("mtl-ibp", "(1−α)·adversarial + α·IBP loss (De Palma et al. 2024)", _mtl_ibp, bound="ibp"),

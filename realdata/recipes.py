@@ -210,11 +210,12 @@ def _add(recipe: str, base: TrainConfig, method: str, inferred=(), **changes) ->
 
 
 def _certified_family(recipe, base, coap, crown, inferred_coap=(), inferred_crown=()):
-    """coap, crown-ibp, ibp and crown (ibp and crown share crown-ibp's schedule; β is unused there;
-    no source trains with CROWN alone, so its whole schedule is inferred)."""
+    """coap, crown-ibp, ibp, crown and alpha-crown (the last three share crown-ibp's schedule; β is unused;
+    no source trains with CROWN or α-CROWN alone, so their whole schedule is inferred)."""
     for method, changes, inferred in (("coap", coap, inferred_coap), ("crown-ibp", crown, inferred_crown),
                                       ("ibp", crown, inferred_crown),
-                                      ("crown", crown, set(crown) | set(inferred_crown))):
+                                      ("crown", crown, set(crown) | set(inferred_crown)),
+                                      ("alpha-crown", crown, set(crown) | set(inferred_crown))):
         _add(recipe, base, method, inferred, eval_bound=own_bound(method), **changes)
 
 
@@ -276,7 +277,7 @@ _modern_family(_modern_cifar, {
 # al.'s README (start=2,length=20, 80 epochs, decay at 61, 71, λ = 0.2, batch 128 = 2 × 64 accumulated),
 # MTL-IBP and CC-IBP from expressive-losses' (α = 0.01, L1 5e-5, λ = 0.2, 160 epochs, decay at 120, 140,
 # one attack step), SABR from its README (λ = 0.4, L1 1e-6, 180 epochs, decay at 140, 160).
-for _method in ("st", "at", "coap", "crown-ibp", "ibp", "crown"):
+for _method in ("st", "at", "coap", "crown-ibp", "ibp", "crown", "alpha-crown"):
     _add("paper", replace(RECIPES["paper"][("cifar10", _method)], dataset="tiny-imagenet", norm="linf", eps=1 / 255),
          _method, INFERRED[("paper", "cifar10", _method)] | {"arch"})
 _modern_tin = replace(_modern_cifar, dataset="tiny-imagenet", eps=1 / 255, reg_lambda=0.2)
@@ -387,7 +388,7 @@ for _name, _base in _QUICK.items():
         elif _method == "coap":
             _extra = dict(ramp_epochs=_ramp, eps_start=min(0.001, _base.eps),
                           proj=50 if _name in ("cifar10", "mnist", "fashion-mnist", "tiny-imagenet") else None)
-        elif _method in ("crown-ibp", "ibp", "crown"):
+        elif _method in ("crown-ibp", "ibp", "crown", "alpha-crown"):
             _extra = dict(warmup_epochs=min(1.0, _base.epochs / 10), ramp_epochs=_ramp, kappa_start=1.0,
                           kappa_end=_QUICK_KAPPA_END.get(_name, 0.0))
         elif _method in _QUICK_MODERN:
