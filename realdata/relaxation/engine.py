@@ -23,7 +23,7 @@ from realdata.relaxation.intervals import IntervalPass
 from realdata.relaxation.layers import Chain
 from realdata.relaxation.optimised import ITERATIONS, STEP_SIZE
 from realdata.relaxation.recipes import RECIPES
-from realdata.relaxation.relus import Spec
+from realdata.relaxation.relus import Spec, unstable_mask
 
 #: elements of one chunk of per-neuron coefficients (B × neurons × widest shape on the way) on a
 #: CPU, where chunks that stay near the caches are fastest
@@ -75,6 +75,16 @@ class AffineRows:
         return t
 
 
+class _KnownBounds:
+    """IBP's context for one layer's interval bounds: each ReLU before it takes its known bounds."""
+
+    def __init__(self, bounds: list):
+        self.bounds = bounds
+
+    def relu_bounds(self, relu, lo, up):
+        return self.bounds[relu.index]
+
+
 class Engine:
     """Bounds of one model on one batch under one threat with one method."""
 
@@ -95,6 +105,7 @@ class Engine:
         self._bounds = None
         self._intervals = None
         self._first = None
+        self._refined = {}  # ReLU layer → the neurons its linear pass runs from (unstable_only recipes)
 
     # -- pre-activation bounds -------------------------------------------
     def preactivation_bounds(self) -> list:
@@ -130,7 +141,7 @@ class Engine:
         the layers before it (given `state`)."""
         bounds = [self.first_layer()]
         for k in range(1, self.graph.num_relus):
-            bounds.append(self._layer_bounds(k, self.relaxations(bounds, state)))
+            bounds.append(self._layer_bounds(k, self.relaxations(bounds, state), bounds))
         return bounds
 
     def _use_forward(self, first) -> bool:
@@ -170,47 +181,81 @@ class Engine:
             spread = spread.reshape((1,) + self.graph.relu_shapes[0])
         return centre - spread, centre + spread
 
-    def _layer_bounds(self, k: int, relax: list):
+    def _layer_bounds(self, k: int, relax: list, bounds: list):
+        """ReLU layer k's bounds given the relaxations `relax` of the layers before it at their
+        bounds `bounds`: the linear pass from every neuron, or (a recipe that refines only the
+        unstable ones) the interval bounds intersected with the linear pass from the neurons
+        they leave unstable in some example."""
+        B, shape = self.x.shape[0], self.graph.relu_shapes[k]
+        if not self.recipe.unstable_only:
+            lo, up = self._linear_rows(k, relax, None)
+            return lo.reshape((B,) + shape), up.reshape((B,) + shape)
+        lo, up = self._interval_bounds(k, bounds)
+        lo, up = lo.expand((B,) + shape).reshape(B, -1), up.expand((B,) + shape).reshape(B, -1)
+        if k not in self._refined:
+            # fixed at the first pass, so that an optimised slope keeps its specification block
+            # across passes; any choice of rows is sound
+            self._refined[k] = unstable_mask(lo, up).any(0).nonzero().squeeze(1)
+        rows = self._refined[k]
+        if len(rows):
+            lin_lo, lin_up = self._linear_rows(k, relax, rows)
+            lo = lo.index_copy(1, rows, torch.maximum(lo[:, rows], lin_lo))
+            up = up.index_copy(1, rows, torch.minimum(up[:, rows], lin_up))
+        return lo.reshape((B,) + shape), up.reshape((B,) + shape)
+
+    def _interval_bounds(self, k: int, bounds: list):
+        """IBP through ReLU k's prefix with the (tighter) known bounds of the ReLUs before it."""
+        radius = self.threat.box_radius(self.x).expand_as(self.x)
+        c, r = self.graph.prefix(k).interval(self.x, radius, _KnownBounds(bounds))
+        return c - r, c + r
+
+    def _linear_rows(self, k: int, relax: list, rows):
+        """Bounds of the neurons `rows` (flat indices; None: all) of ReLU layer k's input by
+        backward passes → two [B, n] tensors."""
         chain = self.graph.prefix(k)
-        shape = self.graph.relu_shapes[k]
         two_sided = self.relaxation.two_sided
         B = self.x.shape[0]
         lows, ups = [], []
         if patches.applicable(chain, self.threat, self.x):
-            m = _numel(shape)
+            if rows is None:
+                rows = torch.arange(_numel(self.graph.relu_shapes[k]), device=self.x.device)
             chunk = self.chunk_size or max(1, chunk_budget(self.x) // (B * patches.patch_size(chain, self.x)))
-            for start in range(0, m, chunk):
-                rows = torch.arange(start, min(m, start + chunk), device=self.x.device)
-                spec = Spec(k, start, start + len(rows), 1.0)
-                lo, up = patches.patch_bounds(chain, rows, self.x, self.threat, relax, two_sided, spec=spec)
+            for start in range(0, len(rows), chunk):
+                block = rows[start:start + chunk]
+                spec = Spec(k, start, start + len(block), 1.0)
+                lo, up = patches.patch_bounds(chain, block, self.x, self.threat, relax, two_sided, spec=spec)
                 if not two_sided:  # one-sided rule: the upper bound is minus the lower bound of −z
-                    up = -patches.patch_bounds(chain, rows, self.x, self.threat, relax, False, sign=-1.0,
+                    up = -patches.patch_bounds(chain, block, self.x, self.threat, relax, False, sign=-1.0,
                                                spec=Spec(k, spec.start, spec.stop, -1.0))[0]
                 lows.append(lo)
                 ups.append(up)
-            return torch.cat(lows, 1).reshape((B,) + shape), torch.cat(ups, 1).reshape((B,) + shape)
-        for spec, rows in self._identity_chunks(k, batch=B):
+            return torch.cat(lows, 1), torch.cat(ups, 1)
+        for spec, eye in self._identity_chunks(k, batch=B, rows=rows):
             if two_sided:
-                lo, up = linear_bounds(chain, rows, self.x, self.threat, relax, two_sided=True, spec=spec)
+                lo, up = linear_bounds(chain, eye, self.x, self.threat, relax, two_sided=True, spec=spec)
             else:
-                m = rows.shape[1]
-                both, _ = linear_bounds(chain, torch.cat([rows, -rows], 1), self.x, self.threat, relax,
+                m = eye.shape[1]
+                both, _ = linear_bounds(chain, torch.cat([eye, -eye], 1), self.x, self.threat, relax,
                                         two_sided=False, spec=spec)
                 lo, up = both[:, :m], -both[:, m:]
             lows.append(lo)
             ups.append(up)
-        return torch.cat(lows, 1).reshape((B,) + shape), torch.cat(ups, 1).reshape((B,) + shape)
+        return torch.cat(lows, 1), torch.cat(ups, 1)
 
-    def _identity_chunks(self, k: int, batch: int):
-        """(Spec, identity rows [1, n, *shape]) for chunks of the neurons of ReLU layer k."""
+    def _identity_chunks(self, k: int, batch: int, rows=None):
+        """(Spec, identity rows [1, n, *shape]) for chunks of the neurons `rows` (flat indices;
+        None: all) of ReLU layer k."""
         shape = self.graph.relu_shapes[k]
         m = _numel(shape)
+        if rows is None:
+            rows = torch.arange(m, device=self.x.device)
         chunk = self.chunk_size or max(1, chunk_budget(self.x) // (batch * self._widest(k)))
-        for start in range(0, m, chunk):
-            n = min(chunk, m - start)
-            rows = torch.zeros(1, n, m, dtype=self.x.dtype, device=self.x.device)
-            rows[0, torch.arange(n, device=rows.device), torch.arange(start, start + n, device=rows.device)] = 1
-            yield Spec(k, start, start + n), rows.reshape((1, n) + shape)
+        for start in range(0, len(rows), chunk):
+            block = rows[start:start + chunk]
+            n = len(block)
+            eye = torch.zeros(1, n, m, dtype=self.x.dtype, device=self.x.device)
+            eye[0, torch.arange(n, device=eye.device), block] = 1
+            yield Spec(k, start, start + n), eye.reshape((1, n) + shape)
 
     def _widest(self, k: int) -> int:
         shapes = [self.graph.in_shape] + self.graph.relu_shapes[:k + 1]

@@ -1,17 +1,19 @@
 """The engine's seams: nothing under realdata/relaxation/ asks which threat it holds, and a
 new relaxation is one class plus one registry entry."""
 import ast
+import dataclasses
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-mode=importlib
-from bounds_helpers import cnn, margins, mlp
+from bounds_helpers import cnn, margins, mlp, resnet
 from realdata import threats
 from realdata.bounds import margin_lower_bounds
 from realdata.relaxation import recipes
-from realdata.relaxation.relus import ReluRelaxation
+from realdata.relaxation.engine import Engine
+from realdata.relaxation.relus import ReluRelaxation, unstable_mask
 from realdata.threats import L2, Linf
 
 RELAXATION = Path(threats.__file__).parent / "relaxation"
@@ -60,3 +62,27 @@ def test_a_new_relaxation_is_one_class_and_one_registry_entry(monkeypatch):
             with torch.no_grad():
                 found = torch.stack([margins(model, x + d, y) for d in points]).amin(0)
             assert (found >= zero - 1e-9).all()
+
+
+def test_refining_only_the_unstable_neurons_is_never_looser():
+    """CROWN's intermediate bounds (interval ∩ linear pass from the interval-unstable neurons)
+    against the linear pass from every neuron with the same earlier relaxations: inside it
+    wherever the neuron is unstable, and never unstable where it is stable."""
+    assert recipes.RECIPES["crown"].unstable_only and not recipes.RECIPES["coap"].unstable_only
+    g = torch.Generator().manual_seed(1)
+    skipped = 0
+    for model, shape in ((mlp(2, 6, [12, 10, 8], 4), (6,)), (resnet(3, size=8, classes=4), (3, 8, 8))):
+        x = torch.rand((3,) + shape, generator=g, dtype=torch.float64)
+        for threat in (Linf(0.01), L2(0.1)):
+            refined = Engine(model, x, threat, "crown")
+            every = Engine(model, x, threat, "crown")
+            every.recipe = dataclasses.replace(every.recipe, unstable_only=False)
+            bounds = refined.preactivation_bounds()
+            for k in range(1, len(bounds)):
+                lo, up = bounds[k]
+                old_lo, old_up = every._layer_bounds(k, every.relaxations(bounds[:k]), bounds[:k])
+                unstable = unstable_mask(lo, up)
+                assert not (unstable & ~unstable_mask(old_lo, old_up)).any()
+                assert (lo >= old_lo - 1e-9)[unstable].all() and (up <= old_up + 1e-9)[unstable].all()
+                skipped += len(lo[0].flatten()) - len(refined._refined[k])
+    assert skipped > 0  # the lever really skips neurons here
