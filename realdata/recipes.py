@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from realdata.attacks import ATTACKS
 from realdata.bounds import BOUND_METHODS, DEFAULT_ITERATIONS, DEFAULT_STEP_SIZE
 from realdata.data import DATASETS
+from realdata.evaluate import TIGHTEST_BOUNDS
 from realdata.errors import UserError
 from realdata.methods import CERTIFIED_METHODS, EPS_SHAPES, INITS, TRAIN_ATTACKS, TRAIN_METHODS, Schedule, check_method
 from realdata.models import ARCHS
@@ -105,8 +106,9 @@ class TrainConfig:
     eval_steps: int = _f(100, "evaluation attack iterations")
     eval_restarts: int = _f(1, "evaluation attack restarts")
     eval_bound: str = _f("coap", "bound for the certified error ('none' skips it)", choices=EVAL_BOUNDS)
-    eval_tightest: bool = _f(True, "also certify with the bounds that relax every layer (crown, coap) and record "
-                                   "the error of the per-point best of all as certified_error_best")
+    eval_tightest: bool = _f(True, f"also certify with the tightest bounds ({', '.join(TIGHTEST_BOUNDS)}) on the points "
+                                   "the attack did not break, and record the error of the per-point best of all as "
+                                   "certified_error_best")
 
     def __post_init__(self):
         self._canonicalise()
@@ -408,8 +410,14 @@ def make_config(dataset: str, method: str, recipe: str = "quick", **overrides) -
     unknown = sorted(set(overrides) - set(_FIELDS))
     if unknown:
         raise UserError(f"unknown configuration field(s) {', '.join(unknown)}; see python -m realdata.train --help.")
+    base = RECIPES[recipe][(dataset, method)]
     changes = {k: v for k, v in overrides.items() if v is not None}
-    return replace(RECIPES[recipe][(dataset, method)], **changes)
+    if changes.get("arch", base.arch) != base.arch:
+        # width and depth mean different things per architecture (an mlp's 100 hidden units
+        # would be a 100x channel factor on a CNN), so the recipe's values stay with its own
+        # architecture; a new one starts from its builder's defaults unless they are given.
+        changes = {"width": None, "depth": None, **changes}
+    return replace(base, **changes)
 
 
 #: methods that train at an attack's point (the attack flags matter to them)

@@ -183,6 +183,26 @@ def test_certified_points_are_never_broken_in_a_real_evaluation():
         assert record["robust_error"] <= record["certified_error"]
 
 
+
+def test_extra_bounds_run_only_on_the_points_the_attack_left(monkeypatch):
+    model = trained_digits_net()
+    _, (x, y) = digits_split()
+    seen, certify = {}, ev._certify
+
+    def spy(model, xb, yb, threat, bound, bound_options):
+        seen[bound] = seen.get(bound, 0) + xb.shape[0]
+        return certify(model, xb, yb, threat, bound, bound_options)
+
+    monkeypatch.setattr(ev, "_certify", spy)
+    record = evaluate(model, x[:60], y[:60], L2(0.4), attack="apgd", bound="ibp", also_bounds=("crown",), box=(0, 1),
+                      progress=False, steps=20)
+    robust = round(60 * (1 - record["robust_error"]))
+    assert 0 < robust < 60 and seen == {"ibp": 60, "crown": robust}  # ibp on all points, checked for soundness
+    # the skipped points are the ones no sound bound certifies: the full computation agrees
+    from realdata.bounds import Bounds, certified
+    full = certified(Bounds(model, x[:60], L2(0.4), "crown").margins(y[:60]), y[:60])
+    assert record["certified_error_by_bound"]["crown"] == pytest.approx(1 - full.double().mean().item())
+
 # -- bad input ------------------------------------------------------------------------------
 def test_bad_input_gets_a_clear_error():
     model, x = _lookup_model([0, 1, 1], 2)
