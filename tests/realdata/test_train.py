@@ -117,6 +117,15 @@ def test_make_config_lists_choices():
     assert make_config("digits", "at", epochs=7, lr=None).epochs == 7  # None keeps the recipe's value
 
 
+def test_another_arch_drops_the_recipes_width_and_depth():
+    recipe = make_config("digits", "st")
+    assert (recipe.arch, recipe.width, recipe.depth) == ("mlp", 100, 2)
+    cnn = make_config("digits", "st", arch="cnn7")  # an mlp's 100 units is no channel factor
+    assert (cnn.width, cnn.depth) == (None, None)
+    assert make_config("digits", "st", arch="cnn7", width=0.25).width == 0.25
+    assert make_config("digits", "st", arch="mlp", depth=1).width == 100  # same arch: recipe's width kept
+
+
 # --------------------------------------------------------------------------- command line
 
 def test_cli_writes_skips_and_forces(tmp_path, capsys):
