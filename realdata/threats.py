@@ -122,8 +122,10 @@ class Threat(ABC):
         return self.radius(delta) <= self.eps * (1 + tol) + tol
 
     def with_eps(self, eps: float) -> "Threat":
-        """The same geometry at another radius (ε ramps during training)."""
-        return type(self)(eps, **self._extra_fields())
+        """The same geometry at another radius (ε ramps during training).  The same radius gives
+        this (frozen) threat back: training asks once per step, and rebuilding would re-check
+        `Directions`' orthonormality every time (~0.3 ms a step, with a float64 Gram matrix)."""
+        return self if eps == self.eps else type(self)(eps, **self._extra_fields())
 
     def _extra_fields(self) -> dict:
         return {}
@@ -145,6 +147,12 @@ class Threat(ABC):
     def row_support(self, rows) -> torch.Tensor | None:
         """σ_S of every row of an affine map → [1, *out], or None when there is no shortcut
         (the engine then pulls identity rows back through the map)."""
+        return None
+
+    def pulled_support(self, lam: torch.Tensor, linear) -> torch.Tensor | None:
+        """σ_S(Aᵀλ) of each row λ of coefficients [b, m, *out] on the output of a linear map A known
+        by how it acts on columns, `linear([1, n, *in]) → [1, n, *out]`; None when there is no
+        shortcut (the engine then pulls Λ back through A: b·m input-sized rows)."""
         return None
 
     def column_support(self, cols: torch.Tensor, in_shape: tuple) -> torch.Tensor:
@@ -328,6 +336,19 @@ class Directions(Threat):
 
     def support(self, nu):
         return self.eps * self._coords(nu).abs().amax(1)
+
+    def _images(self, linear, like: torch.Tensor) -> torch.Tensor:
+        """A δ_j for every direction → [1, k, *out]: k columns through the map."""
+        return linear(self.directions.to(device=like.device, dtype=like.dtype).unsqueeze(0))
+
+    def row_support(self, rows):
+        # ε·max_j |⟨row, δ_j⟩| = ε·max_j |A δ_j|: k passes of the map instead of one per neuron
+        return self.eps * self._images(rows.linear, rows.x).abs().amax(1)
+
+    def pulled_support(self, lam, linear):
+        # ⟨Aᵀλ, δ_j⟩ = ⟨λ, A δ_j⟩: k columns through the map instead of b·m rows back through it
+        images = self._images(linear, lam)[0].flatten(1)
+        return self.eps * (lam.flatten(2) @ images.T).abs().amax(-1)
 
     def project(self, delta):
         # Nearest point of the union: project on each segment, keep the closest.

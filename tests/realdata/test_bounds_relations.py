@@ -76,6 +76,37 @@ def test_coap_forward_and_backward_passes_agree_on_directions(build, shape):
     assert any(((lo < 0) & (up > 0)).any() for lo, up in fwd[1:])
 
 
+@pytest.mark.parametrize("normalize", [False, True])
+def test_directions_shortcuts_equal_the_pull_back(normalize, monkeypatch):
+    """`Directions.row_support` / `pulled_support` (the directions pushed through the first layer)
+    give the bounds, and their gradients, of pulling every row back to the input."""
+    model = mlp(5, 30, [12, 10], 3, normalize=normalize)  # the first layer narrows: the output pass uses it
+    x, y = _batch((30,), 3)
+    threat = Directions(0.4, random_directions(3, (30,), seed=2, dtype=torch.float64))
+
+    def bounds_and_grads():
+        model.zero_grad()
+        lower = margin_lower_bounds(model, x, y, threat, "coap")
+        pre = preactivation_bounds(model, x, threat, "coap")
+        lower.sum().backward()
+        return [lower.detach(), *(t.detach() for pair in pre for t in pair), *(p.grad.clone() for p in model.parameters())]
+
+    calls = []
+    for name in ("row_support", "pulled_support"):
+        shortcut = getattr(Directions, name)
+        monkeypatch.setattr(Directions, name, lambda self, *a, f=shortcut, n=name: calls.append(n) or f(self, *a))
+    fast = bounds_and_grads()
+    assert {"row_support", "pulled_support"} <= set(calls)  # both shortcuts were taken
+    monkeypatch.setattr(Directions, "row_support", Threat.row_support)
+    monkeypatch.setattr(Directions, "pulled_support", Threat.pulled_support)
+    slow = bounds_and_grads()
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
+    lo, up = preactivation_bounds(model, x, threat, "coap")[1]
+    assert ((lo < 0) & (up > 0)).any()  # unstable neurons: the relaxation's terms are compared too
+
+
 @pytest.mark.parametrize("threat", [Linf(0.02), L2(0.3)], ids=str)
 def test_normalize_fold_is_exact(threat):
     """A model with Normalize and its hand-folded twin get identical bounds from every method."""

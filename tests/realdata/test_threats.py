@@ -87,6 +87,8 @@ def test_with_eps_keeps_the_geometry():
     t = Directions(0.1, D).with_eps(2.0)
     assert isinstance(t, Directions) and t.eps == 2.0 and torch.equal(t.directions, D)
     assert L2(1.0).with_eps(3.0) == L2(3.0)
+    same = Directions(0.1, D)
+    assert same.with_eps(0.1) is same  # training asks every step; nothing to rebuild or re-check
 
 
 @pytest.mark.parametrize("bad", [
