@@ -85,7 +85,10 @@ class Patches:
         u = F.unfold(t, w.K, padding=w.P, stride=w.S)  # [B, C·K·K, L]
         cols = (t.shape[-1] + 2 * w.P[1] - w.K[1]) // w.S[1] + 1
         pos = self.pos_i * cols + self.pos_j
-        return u[:, :, pos].transpose(1, 2).reshape((t.shape[0], len(pos), t.shape[1]) + w.K)
+        # one window per position (L of them), then whole rows copied per neuron: ~10x faster
+        # than gathering the neurons' columns of u (the CNN's CROWN pass grabs thousands)
+        rows = u.transpose(1, 2).contiguous().index_select(1, pos)
+        return rows.reshape((t.shape[0], len(pos), t.shape[1]) + w.K)
 
 
 def patch_bounds(chain: Chain, rows: torch.Tensor, x: torch.Tensor, threat, relaxations, two_sided: bool,
