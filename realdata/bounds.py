@@ -20,7 +20,7 @@ Options (keyword arguments of `Bounds` and every function):
   median of Gaussian projections for the ℓ2 threat).  The output bound stays exact
   given those intermediate bounds.
 * ``chunk_size`` — neurons per chunk of the per-neuron backward passes (default:
-  sized to keep each chunk near 16M elements).
+  sized to keep each chunk near 2M elements on a CPU, by free memory on a GPU).
 * ``generator`` — a torch.Generator for the random projections (drawn on its
   device, then moved to the data's).
 * ``direction`` — how COAP's exact intermediate bounds are computed:

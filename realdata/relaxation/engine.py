@@ -26,8 +26,10 @@ from realdata.relaxation.recipes import RECIPES
 from realdata.relaxation.relus import Spec, unstable_mask
 
 #: elements of one chunk of per-neuron coefficients (B × neurons × widest shape on the way) on a
-#: CPU, where chunks that stay near the caches are fastest
-DEFAULT_BUDGET = 1 << 24
+#: CPU: 8 MiB in float32, under glibc's largest mmap threshold (32 MiB), so the chunks' tensors are
+#: recycled from the heap; 64 MiB ones (the earlier 1 << 24) were mapped afresh and page-faulted
+#: on every use (~10^5 faults per CROWN bound of the CIFAR CNN at batch 8, ~15% of its time)
+DEFAULT_BUDGET = 1 << 21
 #: on a GPU: chunk tensors alive at once in a backward pass (coefficients, their product with a
 #: layer, the relaxation's terms, both sides), with margin — an estimate, not yet measured on a GPU
 LIVE_CHUNKS = 8
