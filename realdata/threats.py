@@ -65,9 +65,13 @@ def abs_median(p: torch.Tensor) -> torch.Tensor:
     The median is located without autograd and then gathered, so the backward pass scatters
     one value per (b, m) instead of going through |p| whole (~20% less time than
     ``p.abs().median(1)`` forward and backward on [50, 50, 4096])."""
+    return p.gather(1, median_index(p)).squeeze(1).abs()
+
+
+def median_index(p: torch.Tensor) -> torch.Tensor:
+    """Where the median of |p| over dim 1 lies ([b, k, m] → [b, 1, m]), found without autograd."""
     with torch.no_grad():
-        index = p.abs().median(1, keepdim=True).indices
-    return p.gather(1, index).squeeze(1).abs()
+        return p.abs().median(1, keepdim=True).indices
 
 
 #: median of |N(0, 1)| = Φ⁻¹(3/4); the median of |g·v| for Gaussian g is this times ‖v‖₂

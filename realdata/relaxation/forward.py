@@ -30,7 +30,7 @@ import torch
 from realdata.relaxation.graph import Graph
 from realdata.relaxation.layers import Chain
 from realdata.relaxation.relus import unstable_mask
-from realdata.threats import abs_median, random_draws
+from realdata.threats import median_index, random_draws
 
 
 class _Group:
@@ -84,11 +84,18 @@ def _split_sum(p):
 
 def _slack_projected(relax, k: int, generator) -> _Group:
     w = relax.intercept.unsqueeze(1)  # zero off the unstable neurons
-    mix = random_draws("cauchy", (w.shape[0], k) + tuple(w.shape[2:]), generator, w)
-    cols = torch.cat([w, mix * w], 1)
+    # column 0 is the slacks' sum, columns 1..k their Cauchy mixtures: one product with w, no
+    # concatenated copy of the [B, k + 1, *shape] columns
+    mix = random_draws("cauchy", (w.shape[0], k + 1) + tuple(w.shape[2:]), generator, w)
+    mix[:, 0] = 1
+    cols = mix * w
 
     def widen(p):
-        total, l1 = p[:, 0], abs_median(p[:, 1:])
+        # the sum and the median of the mixtures' |·| in one gather, whose backward scatters into
+        # one zero tensor (a slice for each would allocate and add two of p's size)
+        at = torch.cat([torch.zeros_like(p[:, :1], dtype=torch.long), median_index(p[:, 1:]) + 1], 1)
+        both = p.gather(1, at)
+        total, l1 = both[:, 0], both[:, 1].abs()
         return (total - l1) / 2, (total + l1) / 2
     return _Group(cols, widen)
 
