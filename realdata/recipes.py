@@ -106,9 +106,9 @@ class TrainConfig:
     eval_steps: int = _f(100, "evaluation attack iterations")
     eval_restarts: int = _f(1, "evaluation attack restarts")
     eval_bound: str = _f("coap", "bound for the certified error ('none' skips it)", choices=EVAL_BOUNDS)
-    eval_tightest: bool = _f(True, f"also certify with the tightest bounds ({', '.join(TIGHTEST_BOUNDS)}) on the points "
-                                   "the attack did not break, and record the error of the per-point best of all as "
-                                   "certified_error_best")
+    eval_tightest: bool = _f(True, f"also certify with the tightest bounds ({', '.join(TIGHTEST_BOUNDS)}), as a cascade "
+                                   "over the points the attack did not break and no earlier bound certified, and record "
+                                   "the error of the per-point best of all as certified_error_best")
 
     def __post_init__(self):
         self._canonicalise()
