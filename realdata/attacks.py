@@ -429,9 +429,8 @@ def _all_kinks(rest, z0, dz, y, lo, hi):
     return best_margin, t.gather(1, where[:, None])[:, 0]
 
 
-def _search_segments(model, x_points, d_segments, y_rows, lo, hi, kink_tol):
+def _search_segments(prefix, rest, x_points, d_segments, y_rows, lo, hi, kink_tol):
     """Every row b·k + j's smallest margin along x_b + t·d_j and where it was met (see `line_search`)."""
-    prefix, rest = split_affine_prefix(model)
     k, batch = d_segments.shape[0], x_points.shape[0]
     # the affine layers before the first ReLU map each segment to z0 + t·dz once and for all; being
     # affine, their value depends on the point only and their slope on the direction only
@@ -492,8 +491,16 @@ def line_search(model, x, y, threat: Threat, box=None, check: bool = True) -> to
     y_rows = y.repeat_interleave(k)  # row b·k + j: point b, segment j
     lo, hi = _segment_limits(x_points, d_segments, float(threat.eps), box)
     kink_tol = _LINE_MIN_STEP * 2 * float(threat.eps)
+    prefix, rest = split_affine_prefix(model)
+    args = (x_points, d_segments, y_rows, lo, hi, kink_tol)
     with torch.no_grad():
-        best_margin, best_t = _in_float64(model, _search_segments, x_points, d_segments, y_rows, lo, hi, kink_tol)
+        if _one_relu_layer(rest):
+            # two passes in all, each layer casting its parameters to float64 as it goes: cheaper than
+            # functional_call's swap of float64 copies into the module (once per AT training step)
+            best_margin, best_t = _search_segments(prefix, rest, *args)
+        else:
+            # the walk makes many passes: float64 parameters once, shared by prefix and rest
+            best_margin, best_t = _in_float64(model, lambda _, *a: _search_segments(prefix, rest, *a), *args)
     worst = best_margin.reshape(batch, k).argmin(1)
     rows = torch.arange(batch, device=x.device) * k + worst
     x_adv = (x_points + _rows(best_t[rows], x_points) * d_segments[worst]).to(x.dtype)

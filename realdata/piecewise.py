@@ -29,16 +29,19 @@ def forward_with_tangent(module: nn.Module, x: torch.Tensor, v: torch.Tensor, ki
     Each ReLU takes the state it has at t + kink_tol: a unit whose kink lies
     within `kink_tol` of the current point counts as already past it, so the pass
     describes the linear piece that starts at x rather than the vanishing one
-    that ends there.
+    that ends there.  Linear and Conv2d layers compute in x's dtype whatever their
+    parameters' (the line search passes float64 points through a float32 net).
     """
     if isinstance(module, nn.Sequential):
         for layer in module:
             x, v = forward_with_tangent(layer, x, v, kink_tol, preacts)
         return x, v
     if isinstance(module, nn.Linear):
-        return F.linear(x, module.weight, module.bias), F.linear(v, module.weight)
+        weight, bias = _like(module.weight, x), _like(module.bias, x)
+        return F.linear(x, weight, bias), F.linear(v, weight)
     if isinstance(module, nn.Conv2d):
-        return module._conv_forward(x, module.weight, module.bias), module._conv_forward(v, module.weight, None)
+        weight = _like(module.weight, x)
+        return module._conv_forward(x, weight, _like(module.bias, x)), module._conv_forward(v, weight, None)
     if isinstance(module, nn.ReLU):
         preacts.append((x, v))
         on = (x + kink_tol * v) > 0  # the state at t + kink_tol
@@ -60,6 +63,11 @@ def forward_with_tangent(module: nn.Module, x: torch.Tensor, v: torch.Tensor, ki
         return xm + xs, vm + vs
     raise UserError(f"the exact line search handles {SUPPORTED}; the model contains {type(module).__name__}. "
                     "Use --attack apgd for this model.")
+
+
+def _like(param: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+    """A layer's parameter in the pass's dtype (float64 for the line search; no copy when it is already)."""
+    return None if param is None else param.to(x.dtype)
 
 
 def distance_to_next_kink(preacts: list, kink_tol: float, rows: int, dtype, device) -> torch.Tensor:

@@ -89,15 +89,14 @@ def linear_bounds(chain: Chain, lam: torch.Tensor, x: torch.Tensor, threat, rela
     if head.nodes:
         # ⟨Λ_in, x⟩ = ⟨Λ_mid, A·x⟩ for the head's linear map A: the product with the (narrower)
         # head output spares a pass over the input-sized coefficients, forward and backward
-        ax = head.linear(x.unsqueeze(0).to(lam.dtype))[0]
-        center = (lam_mid.flatten(2) @ ax.flatten(1).unsqueeze(-1)).squeeze(-1)
         spread = threat.pulled_support(lam_mid, head.linear)
         if spread is None:
-            spread = _support(head.backward(lam_mid, run), threat)
+            spread = _support(head.backward(lam_mid, run), threat)  # adds the head's biases to the totals
+            ax = head.linear(x.unsqueeze(0).to(lam.dtype))[0]
         else:
-            # the threat needed no Λ_in, so the head's constant (A·0 + its biases) is added here
-            offset = head.forward(torch.zeros_like(x[:1])).reshape(-1).to(lam.dtype)
-            run.totals.add(lam_mid.flatten(2) @ offset)
+            # the threat needs no Λ_in: the head's biases ride in its output, ⟨Λ_mid, A·x + c⟩
+            ax = head.forward(x).to(lam.dtype)
+        center = (lam_mid.flatten(2) @ ax.flatten(1).unsqueeze(-1)).squeeze(-1)
     else:
         center, spread = input_terms(head.backward(lam_mid, run), x, threat)
     lower = (center + run.totals.lo - spread).expand(x.shape[0], -1)

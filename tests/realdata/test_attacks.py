@@ -141,10 +141,11 @@ def test_line_search_gives_the_same_answer_in_chunks(monkeypatch):
     assert torch.equal(line_search(model, x, y, threat), whole)
 
 
-def test_line_search_walks_a_float32_model_in_float64_without_copying_it(monkeypatch):
+@pytest.mark.parametrize("depth", [1, 2])  # every kink at once (layers cast as they go), and the walk
+def test_line_search_walks_a_float32_model_in_float64_without_copying_it(monkeypatch, depth):
     import copy
 
-    model, g = _random_mlp(6, hidden=24, seed=4), torch.Generator().manual_seed(4)
+    model, g = _random_mlp(6, hidden=24, depth=depth, seed=4), torch.Generator().manual_seed(4)
     x, y = torch.randn(20, 6, generator=g), torch.randint(0, 3, (20,), generator=g)
     threat = Directions(1.0, random_directions(2, (6,), seed=4))
     walked64 = line_search(copy.deepcopy(model).double(), x.double(), y, threat).float()
