@@ -19,6 +19,8 @@ just slower); each threat overrides what it can do in closed form:
 
 * `row_support(rows)` — σ_S of every row of an affine map known only by how it
   acts (`rows.linear`, and `rows.power(t, p)` = Σ_i |a_ki|^p t_i when exact);
+* `pulled_support(lam, linear)` — σ_S(Aᵀλ) of per-example coefficients λ on the output
+  of a linear map A (the output pass through an MLP's narrowing first layer);
 * `column_support(cols, in_shape)` — σ_S of rows stored as columns [b, n_in, m];
 * `box_radius(x)` — the half-widths σ_S(e_i) of the box around S;
 * `patch_support(values, grab)` — σ_S of rows known on a window of the input
