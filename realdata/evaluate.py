@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from realdata.attacks import ATTACKS, check_attack_input, check_box, run_attack
 from realdata.distributed import Context
 from realdata.errors import UserError
+from realdata.precision import full_float32
 from realdata.streams import generator
 from realdata.threats import Threat
 
@@ -177,6 +178,9 @@ def _batch_options(attack_options: dict, attack_seed, start: int, device) -> dic
     return {**attack_options, "generator": generator(attack_seed, f"evaluation-batch:{start}", device)}
 
 
+# The clean forward and the attack run in IEEE float32 like the bounds: a point certified in
+# float32 but read as broken under TF32 would stop the evaluation as unsound.
+@full_float32()
 def evaluate(model, x, y, threat: Threat, attack: str = "apgd", bound: str | None = "coap", bound_options=None,
              num_classes: int | None = None, signal=None, box=None, batch_size: int = DEFAULT_BATCH_SIZE,
              device=None, progress: bool = True, context: Context | None = None, attack_seed: int | None = None,

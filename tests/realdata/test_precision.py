@@ -75,6 +75,18 @@ def test_no_bound_computation_runs_with_tf32_allowed(tf32_on, entry, method):
     assert _settings(GPU) == {name: "tf32" for name in GPU}
 
 
+
+def test_evaluation_runs_its_forward_attack_and_bounds_in_ieee(tf32_on):
+    from realdata.evaluate import evaluate
+
+    model = cnn(0, dtype=torch.float32)
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = model(x).argmax(1)
+    with _Watch() as watch:
+        evaluate(model, x, y, L2(0.1), attack="pgd", bound="crown-ibp", also_bounds=("coap",), progress=False, steps=3)
+    assert watch.calls > 100 and watch.low == []
+    assert _settings(GPU) == {name: "tf32" for name in GPU}
+
 def test_settings_restored_when_the_computation_raises(tf32_on):
     before = _settings()
     with pytest.raises(ZeroDivisionError), full_float32():
