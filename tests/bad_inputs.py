@@ -160,6 +160,9 @@ CASES = [
     *_each((T, S), [], "damaged file", "damaged_checkpoint"),
     (("damaged file", P, ["--n", "1000"], "damaged_checkpoint")),
     (("damaged file", L, ["--n", "1000"], "damaged_checkpoint")),
+    # the silent wrong result: one rate's checkpoint damaged made the search pick another rate
+    (("damaged file", P, ["--n", "1000", "--lrs", "0.05,0.01"], "damaged_first_checkpoint")),
+    (("damaged file", L, ["--n", "1000", "--lrs", "0.1,0.01"], "damaged_first_checkpoint")),
     (("damaged file", T, ["--dataset", "cifar10", "--data-dir", "{tmp}/cifar", "--arch", "mlp"], "damaged_dataset")),
     # --- ε as a fraction (must be accepted: a wrong exit here is a bug, not a refusal)
 ]
@@ -191,12 +194,15 @@ def _damage(kind: str, out: Path, baseline_run) -> None:
         (record / "inner").mkdir(parents=True)
     elif kind == "partial_record":
         record.write_text(json.dumps({"schema": 1, "kind": "train", "name": "x", "config": {}}))
-    elif kind == "damaged_checkpoint":
+    elif kind in ("damaged_checkpoint", "damaged_first_checkpoint"):
         data = json.loads(record.read_text())
         lrs = [row["lr"] for row in data.get("lr_search", [])]
         record.unlink()
         ckpts = [record.with_suffix(".ckpt")] if not lrs else [
             record.with_name(f"{record.stem}-lr{lr:g}.ckpt") for lr in lrs]
+        if kind == "damaged_first_checkpoint":
+            assert len(ckpts) > 1, "this case needs a learning-rate search"
+            ckpts = ckpts[:1]
         for ckpt in ckpts:
             ckpt.write_bytes(b"PK\x03\x04 this is not a checkpoint")
     else:
@@ -210,7 +216,8 @@ def damaged_dataset(tmp: Path) -> None:
         (folder / name).write_bytes(b"\x80\x04not a pickle")
 
 
-SETUPS = ("corrupt_record", "directory_at_record", "partial_record", "damaged_checkpoint", "damaged_dataset")
+SETUPS = ("corrupt_record", "directory_at_record", "partial_record", "damaged_checkpoint", "damaged_first_checkpoint",
+          "damaged_dataset")
 
 
 def expand(argv, tmp: Path) -> list[str]:
