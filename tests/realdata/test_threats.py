@@ -144,3 +144,17 @@ def test_directions_live_on_the_data_device():
     assert moved.copies >= 6
     assert Directions(0.5, torch.empty(3, 2, 4, 4, device="meta")).k == 3
     assert L2(0.5).to("meta") == L2(0.5)
+
+
+@pytest.mark.parametrize("k", [1, 4, 5, 50])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_median_index_finds_torchs_median(k, dtype):
+    """The projections' median is located by numpy on the CPU (float32/64) and by torch otherwise;
+    either way it is the entry torch.median returns: the lower median of |p| over dim 1."""
+    from realdata.threats import median_index
+
+    p = torch.randn(3, k, 7, generator=torch.Generator().manual_seed(k)).to(dtype)
+    p[0, :, 0] = 0.5  # ties
+    index = median_index(p)
+    assert index.shape == (3, 1, 7) and index.dtype == torch.int64
+    assert torch.equal(p.abs().gather(1, index), p.abs().median(1, keepdim=True).values)
