@@ -17,8 +17,8 @@ Options (keyword arguments of `Bounds` and every function):
 * ``proj`` — COAP: ``None`` computes exact bounds; an int k estimates the
   intermediate bounds with k random projections (Wong et al. 2018: median of
   Cauchy projections for ℓ1 norms, i.e. the ℓ∞ threat and the ReLU terms,
-  median of Gaussian projections for the ℓ2 threat).  The output bound stays exact
-  given those intermediate bounds.
+  median of Gaussian projections for the ℓ2 threat; each layer's random matrix is
+  shared by the batch).  The output bound stays exact given those intermediate bounds.
 * ``chunk_size`` — neurons per chunk of the per-neuron backward passes (default:
   sized to keep each chunk near 2M elements on a CPU, by free memory on a GPU).
 * ``generator`` — a torch.Generator for the random projections (drawn on its
