@@ -76,12 +76,21 @@ def _narrowing_head(chain: Chain, x: torch.Tensor):
     return Chain(chain.nodes[:n]), Chain(chain.nodes[n:])
 
 
+def _head_output(head: Chain, x: torch.Tensor, known) -> torch.Tensor:
+    """head.forward(x), or `known`'s output when it is that of the very same nodes."""
+    if known is not None and len(known[0]) == len(head.nodes) and all(a is b for a, b in zip(known[0], head.nodes)):
+        return known[1]
+    return head.forward(x)
+
+
 def linear_bounds(chain: Chain, lam: torch.Tensor, x: torch.Tensor, threat, relaxations, two_sided: bool,
-                  spec: Spec | None = None):
+                  spec: Spec | None = None, known=None):
     """Lower (and, when `two_sided`, upper) bounds of Λᵀ·chain(x') → [B, m] each.
 
     `two_sided` needs every relaxation met on the way to be two-sided; otherwise
-    callers pass [Λ; −Λ] and negate the second half.
+    callers pass [Λ; −Λ] and negate the second half.  `known` = (nodes, output): the
+    output at x of leading nodes of the chain the caller has computed already (the
+    engine's first-layer centre), used instead of a second forward pass and its gradient.
     """
     run = Propagation(relaxations, two_sided, spec)
     head, rest = _narrowing_head(chain, x)
@@ -95,7 +104,7 @@ def linear_bounds(chain: Chain, lam: torch.Tensor, x: torch.Tensor, threat, rela
             ax = head.linear(x.unsqueeze(0).to(lam.dtype))[0]
         else:
             # the threat needs no Λ_in: the head's biases ride in its output, ⟨Λ_mid, A·x + c⟩
-            ax = head.forward(x).to(lam.dtype)
+            ax = _head_output(head, x, known).to(lam.dtype)
         center = (lam_mid.flatten(2) @ ax.flatten(1).unsqueeze(-1)).squeeze(-1)
     else:
         center, spread = input_terms(head.backward(lam_mid, run), x, threat)

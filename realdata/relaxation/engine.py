@@ -107,6 +107,7 @@ class Engine:
         self._bounds = None
         self._intervals = None
         self._first = None
+        self._first_out = None  # (nodes, their output at x): the first ReLU's affine prefix, reused by passes
         self._refined = {}  # ReLU layer → the neurons its linear pass runs from (unstable_only recipes)
 
     # -- pre-activation bounds -------------------------------------------
@@ -175,6 +176,7 @@ class Engine:
     def _first_layer(self):
         chain = self.graph.prefix(0)
         centre = chain.forward(self.x)
+        self._first_out = (chain.nodes, centre)
         spread = self.threat.row_support(AffineRows(chain, self.x)) if chain.nodes else None
         if spread is None:
             # the rows of an affine prefix do not depend on the example: one support per neuron serves the batch
@@ -284,7 +286,7 @@ class Engine:
         """Lower bounds of the output specification [B, m, *out] → [B, m], one backward pass
         with the relaxations at `bounds` (and `state`)."""
         lower, _ = linear_bounds(self.graph.root, spec, self.x, self.threat, self.relaxations(bounds, state),
-                                 two_sided=self.relaxation.two_sided, spec=Spec())
+                                 two_sided=self.relaxation.two_sided, spec=Spec(), known=self._first_out)
         return lower
 
     def _interval_output(self, spec):
