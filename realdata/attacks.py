@@ -541,6 +541,9 @@ ATTACKS = {
     "line-search": line_search,
     "aa+": autoattack_plus,
 }
+#: each attack's keyword options (what follows model, x, y, threat), read off its signature once:
+#: AT asks for them on every training step
+_OPTIONS = {name: tuple(inspect.signature(fn).parameters)[4:] for name, fn in ATTACKS.items()}
 
 
 def attack_options(name: str, **available) -> dict:
@@ -549,8 +552,7 @@ def attack_options(name: str, **available) -> dict:
     attack keeps its own, so no caller repeats which attack takes what."""
     if name not in ATTACKS:
         raise UserError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}.")
-    accepted = inspect.signature(ATTACKS[name]).parameters
-    return {key: value for key, value in available.items() if key in accepted}
+    return {key: value for key, value in available.items() if key in _OPTIONS[name]}
 
 
 def run_attack(name: str, model, x, y, threat: Threat, **options) -> torch.Tensor:
@@ -559,9 +561,8 @@ def run_attack(name: str, model, x, y, threat: Threat, **options) -> torch.Tenso
         raise UserError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}.")
     if name == "pgd":
         options.setdefault("steps", 10)  # the AT budget of the papers; pgd itself has no default
-    attack = ATTACKS[name]
-    try:
-        inspect.signature(attack).bind(model, x, y, threat, **options)
-    except TypeError as err:
-        raise UserError(f"attack {name!r} does not take these options ({err}).") from None
-    return attack(model, x, y, threat, **options)
+    unknown = sorted(set(options) - set(_OPTIONS[name]))
+    if unknown:
+        raise UserError(f"attack {name!r} does not take {', '.join(unknown)}; its options are "
+                        f"{', '.join(_OPTIONS[name])}.")
+    return ATTACKS[name](model, x, y, threat, **options)
