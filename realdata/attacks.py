@@ -433,9 +433,10 @@ def _search_segments(prefix, rest, x_points, d_segments, y_rows, lo, hi, kink_to
     """Every row b·k + j's smallest margin along x_b + t·d_j and where it was met (see `line_search`)."""
     k, batch = d_segments.shape[0], x_points.shape[0]
     # the affine layers before the first ReLU map each segment to z0 + t·dz once and for all; being
-    # affine, their value depends on the point only and their slope on the direction only
-    z0 = forward_with_tangent(prefix, x_points, x_points[:1], kink_tol, [])[0].repeat_interleave(k, 0)
-    dz = forward_with_tangent(prefix, d_segments[:1], d_segments, kink_tol, [])[1]
+    # affine, their value depends on the point only and their slope on the direction only, so one
+    # pass carries the points as values and the directions as tangents (each layer cast once)
+    z0, dz = forward_with_tangent(prefix, x_points, d_segments, kink_tol, [])
+    z0 = z0.repeat_interleave(k, 0)
     dz = dz.repeat((batch,) + (1,) * (dz.dim() - 1))
     width = max(1, z0[0].numel())
     if _one_relu_layer(rest):
