@@ -108,6 +108,19 @@ def device_type(device) -> str:
     return kind
 
 
+def init_group(backend: str, timeout: datetime.timedelta = COLLECTIVE_TIMEOUT) -> None:
+    """Start the process group torchrun describes, so that `destroy_process_group` can end it.
+
+    torch imports `torch._dynamo` lazily, on the first optimiser a process builds; if a group
+    exists by then, dynamo keeps ten references to it, `destroy_process_group` cannot free it,
+    and gloo's worker threads live on into interpreter shutdown, where a thread still
+    releasing a finished collective's tensors aborts the process (SIGABRT after every result
+    is written, about one run in thirty).  Imported first, dynamo holds no group.  A training
+    run pays the import (≈ 2.7 s) for its optimiser anyway."""
+    import torch._dynamo  # noqa: F401  (for its side effect, see above)
+    dist.init_process_group(backend, timeout=timeout)
+
+
 def setup(device: str | None = None) -> Context:
     """Join the process group torchrun describes in the environment (if any) → Context."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -117,7 +130,7 @@ def setup(device: str | None = None) -> Context:
     owns = False
     if not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
+        init_group(backend)
         owns = True
     if dev.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))

@@ -106,16 +106,32 @@ def gradients(ctx) -> dict:
     return {"none": [p.grad is None for p in params], "b_grad": b.weight.grad.tolist(), "flag": float(flag)}
 
 
+def gloo_threads() -> list[str] | None:
+    """The names of this process's gloo threads (None where /proc is missing)."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    names = []
+    for task in tasks.iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:  # a thread that ended while we looked
+            pass
+    return sorted(name for name in names if "gloo" in name)
+
+
 def main(out: str, served: str) -> None:
-    dist.init_process_group("gloo", timeout=datetime.timedelta(minutes=2))
+    distributed.init_group("gloo", timeout=datetime.timedelta(minutes=2))
     ctx = distributed.setup("cpu")
     out, results = Path(out), {}
     results["download"] = download_then_train(ctx, out, Path(served))
     results["resume"] = resume_without_a_shared_folder(ctx, out)
     results["evaluation"] = sharded_evaluation(ctx)
     results["gradients"] = gradients(ctx)
-    (out / f"rank{ctx.rank}.json").write_text(json.dumps(results))
     dist.destroy_process_group()
+    # threads left alive here abort the process at interpreter shutdown, now and then
+    results["threads_after_destroy"] = gloo_threads()
+    (out / f"rank{ctx.rank}.json").write_text(json.dumps(results))
 
 
 if __name__ == "__main__":
