@@ -57,7 +57,8 @@ def check_number(name: str, value, low, high, integer: bool = False):
     if integer and value != int(value):
         raise UserError(f"{_flag(name)} must be a whole number, got {value!r}.")
     if not low <= value <= high:
-        raise UserError(f"{_flag(name)} must lie between {low:g} and {high:g}, got {value:g}.")
+        show = (lambda v: f"{int(v)}") if integer else (lambda v: f"{v:g}")  # 10000000, not 1e+07
+        raise UserError(f"{_flag(name)} must lie between {show(low)} and {show(high)}, got {show(value)}.")
     return value
 
 

@@ -405,7 +405,7 @@ def main(argv=None) -> int:
     ns = parse_list(args.n, count)
     if any(n is None or n < 2 for n in ns):
         raise UserError(f"--n takes sample sizes of at least 2, e.g. 1000,10000, got {args.n!r}.")
-    base = OneStepConfig(eps=parse_eps(args.eps), gamma=args.gamma, d=args.d, sigma=args.sigma, a=args.a, b=args.b, eta=args.eta,
+    base = OneStepConfig(n=ns[0], eps=parse_eps(args.eps), gamma=args.gamma, d=args.d, sigma=args.sigma, a=args.a, b=args.b, eta=args.eta,
                          theta1=args.theta1, ratio=args.ratio, batches=args.batches, n_test=args.n_test,
                          steps=args.steps)
     configs = [replace(base, n=n, seed=seed) for seed in parse_seeds(args.seeds) for n in ns]

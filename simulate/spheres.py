@@ -29,6 +29,7 @@ from realdata.recipes import from_synthetic
 from realdata.synthetic import (FIGURES_2023, METHODS, SPHERE_NORMS, SPHERES_2023_CHOICE, SPHERES_PRESETS, SpheresConfig,
                                 preset_help, text)
 from realdata.train import build_threat
+from realdata.validate import FIELD_LIMITS, check_number
 from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
                              parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
 from simulate.paper2023 import figure_table
@@ -212,6 +213,8 @@ def configs_from_args(args) -> list[SpheresConfig]:
             raise UserError(f"--radii takes two numbers r0,r1, got {args.radii!r}.")
         if not radii[0] < radii[1]:
             raise UserError(f"the sphere radii must increase (r0 < r1), got {args.radii!r}.")
+        for radius in radii:  # named as --radii, not as the margin r1 − r0 they become
+            check_number("r0", radius, *FIELD_LIMITS["margin"][:2])
         changes.update(r0=radii[0], margin=radii[1] - radii[0])
     elif args.margin is not None:
         if not args.margin > 0:

@@ -22,6 +22,10 @@ CASES = [
     (one_step, ["--eps", "-0.1"], "non-negative"),
     (one_step, ["--b", "0.5"], "b < 0"),
     (one_step, ["--n", "1"], "at least 2"),
+    # each sentence names what the user typed: their n, their flag, whole numbers as integers
+    (one_step, ["--n", "200", "--batches", "1"], "got n=200, batches=1"),
+    (spheres, ["--radii", "1,1e7"], "--radii must lie between 0 and 1e+06, got 1e+07"),
+    (linear, ["--d", "1000000000000"], "--d must lie between 1 and 10000000, got 1000000000000."),
 ]
 
 
