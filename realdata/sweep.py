@@ -13,6 +13,7 @@ import argparse
 import json
 import statistics
 import sys
+import traceback
 
 from tqdm.auto import tqdm
 
@@ -24,6 +25,7 @@ from realdata.data import DATASETS
 from realdata.health import health_warning, record_health
 from realdata.methods import PAPER_METHODS, TRAIN_METHODS, check_method
 from realdata.recipes import TrainConfig, make_config
+from realdata.results import record_path
 from realdata.threats import NORMS
 from realdata.train import summary_line, train
 from realdata.validate import check_out_dir
@@ -33,6 +35,25 @@ COLUMNS = (("standard_error", "standard"), ("robust_error", "robust"), ("certifi
            ("acc_disc", "acc-disc"), ("robust_acc_disc", "rob-acc-disc"), ("unstable_fraction", "unstable"))
 #: metrics also shown as the difference to AT's mean in the same (dataset, norm, ε) cell
 GAPS = (("standard_error", "std-gap"), ("robust_error", "rob-gap"))
+
+#: exit code of a sweep whose cells stopped on an error of the toolkit (2 is for bad input)
+EXIT_CELLS_FAILED = 1
+
+
+class CellsFailed(Exception):
+    """Cells that stopped on an error of this toolkit (a bug, not the input); `records` holds
+    the cells that finished, so a caller can still show them."""
+
+    def __init__(self, message: str, records: list[dict]):
+        super().__init__(message)
+        self.records = records
+
+
+def _keep_traceback(out, config: TrainConfig, device, err: Exception) -> str:
+    """Write `err`'s traceback beside where the cell's record would be → a line naming the file."""
+    path = record_path(out, config.name, config, distributed.device_type(device)).with_suffix(".error.txt")
+    path.write_text("".join(traceback.format_exception(err)))
+    return f"{config.method} eps={config.eps:.4g} seed={config.seed}: {type(err).__name__}: {err} ({path})"
 
 
 def grid_configs(dataset: str, methods, eps_values, seeds, *, norm: str = "l2", recipe: str = "quick",
@@ -59,12 +80,15 @@ def run_grid(dataset: str, methods, eps_values, seeds, *, norm: str = "l2", reci
 
     A cell that cannot run (a damaged record or checkpoint, a run of it in progress
     elsewhere) does not stop the others: every cell that can run does, then one UserError
-    lists every such cell and how to rerun only those.
+    lists every such cell and how to rerun only those.  A cell that stops on any other
+    error (a bug) does not stop them either: its traceback goes to a file beside its record
+    and, once the others have run, `CellsFailed` names each file (in one process; under
+    torchrun the error stops every process, which could not skip the cell in step).
     """
     configs = grid_configs(dataset, methods, eps_values, seeds, norm=norm, recipe=recipe, overrides=overrides)
     check_out_dir(out)
     ctx = distributed.setup(device)  # one process group for the whole grid, not one per cell
-    records, problems = [], []
+    records, problems, failed = [], [], []
     try:
         cells = tqdm(configs, desc=f"sweep {dataset}", unit="run", disable=not (progress and ctx.is_main),
                      file=sys.stderr)
@@ -74,6 +98,11 @@ def run_grid(dataset: str, methods, eps_values, seeds, *, norm: str = "l2", reci
                 record = train(config, out=out, data_dir=data_dir, device=device, force=force, progress=progress)
             except UserError as err:
                 problems.append(f"{config.method} eps={config.eps:.4g} seed={config.seed}: {err}")
+                continue
+            except Exception as err:  # noqa: BLE001 -- a bug in one cell: keep its traceback, run the rest
+                if ctx.world_size > 1:
+                    raise
+                failed.append(_keep_traceback(out, config, device, err))
                 continue
             if record is not None:
                 records.append(record)
@@ -85,6 +114,11 @@ def run_grid(dataset: str, methods, eps_values, seeds, *, norm: str = "l2", reci
         raise UserError(f"{len(problems)} of {len(configs)} cells did not run ("
                         + " | ".join(problems) + "); fix or move away the files named, then rerun the same command: "
                         "the finished cells are skipped, so only these run.")
+    if failed:
+        raise CellsFailed(f"{len(failed)} of {len(configs)} cells stopped on an error of this toolkit, not of "
+                          "your input (" + " | ".join(failed) + "); please report it with the traceback file "
+                          "named. The other cells finished; rerunning the same command runs only the unfinished "
+                          "ones.", records)
     return records
 
 
@@ -150,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m realdata.sweep", formatter_class=argparse.RawDescriptionHelpFormatter,
                     description="Train a grid of methods × budgets × seeds with realdata.train (one record per "
                                 "cell; finished cells are skipped, unfinished ones resume) and print a table "
-                                "of standard, robust and certified error and accuracy discrepancy.",
+                                "of standard, robust and certified error and accuracy discrepancy. Exit "
+                                "status: 0 when every cell finished; 2 for bad input or a cell that cannot run "
+                                "(named, with the fix); 1 when a cell stopped on an error of the toolkit (its "
+                                "traceback is kept beside its record as .error.txt; the other cells still run).",
                     epilog=recipe_epilog())
     parser.add_argument("--dataset", default="cifar10", help=f"dataset name ({', '.join(DATASETS)}; default: cifar10)")
     parser.add_argument("--methods", default=",".join(PAPER_METHODS),
@@ -178,12 +215,21 @@ def main(argv=None) -> int:
     grid_configs(args.dataset, methods, eps_values, seeds, norm=args.norm, recipe=args.recipe, overrides=overrides)
     check_run_options(args)  # after every cell's configuration: a refused sweep creates nothing
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
-    records = run_grid(args.dataset, methods, eps_values, seeds, norm=args.norm, recipe=args.recipe,
-                       overrides=overrides, out=args.out, data_dir=args.data_dir,
-                       device=args.device, force=args.force, progress=not args.quiet, log=log)
-    if records:
-        print(json.dumps(records, indent=1) if args.json else format_table(records))
+    try:
+        records = run_grid(args.dataset, methods, eps_values, seeds, norm=args.norm, recipe=args.recipe,
+                           overrides=overrides, out=args.out, data_dir=args.data_dir,
+                           device=args.device, force=args.force, progress=not args.quiet, log=log)
+    except CellsFailed as err:  # the finished cells' table first, then what failed
+        _print_records(err.records, args.json)
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CELLS_FAILED
+    _print_records(records, args.json)
     return 0
+
+
+def _print_records(records, as_json: bool) -> None:
+    if records:
+        print(json.dumps(records, indent=1) if as_json else format_table(records))
 
 
 if __name__ == "__main__":

@@ -98,3 +98,25 @@ def test_table_shows_each_methods_gap_to_at_in_the_same_cell():
     assert [at[i] for i in gaps] == ["+0.000", "+0.000"]
     assert [sabr[i] for i in gaps] == ["+0.050", "+0.150"]
     assert len(other) == gaps[0]  # no AT at ε = 1: the gap (and flag) columns stay blank
+
+
+def test_a_bug_in_one_cell_leaves_the_others_running(tmp_path, capsys, monkeypatch):
+    import realdata.sweep as sweep
+    real = sweep.train
+
+    def train(config, **kw):  # a bug that only the ibp cell meets
+        if config.method == "ibp":
+            raise ZeroDivisionError("a bug in one cell")
+        return real(config, **kw)
+
+    monkeypatch.setattr(sweep, "train", train)
+    args = ["--dataset", "digits", "--methods", "ibp,st", "--eps", "0.1", "--seeds", "0", "--out", str(tmp_path),
+            "--quiet", "--train-size", "200", "--test-size", "30", "--epochs", "3", "--width", "32", "--depth", "1",
+            "--lr", "0.02", "--eval-steps", "3"]
+    assert run_main(main, args) == sweep.EXIT_CELLS_FAILED
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[1].split()[:2] == ["digits", "st"]  # the cell after the bug ran
+    assert len(list(tmp_path.glob("train-digits-st-*.json"))) == 1
+    (kept,) = tmp_path.glob("*.error.txt")
+    assert kept.name.startswith("train-digits-ibp-") and "ZeroDivisionError: a bug in one cell" in kept.read_text()
+    assert "Traceback" in kept.read_text() and str(kept) in captured.err and "1 of 2 cells" in captured.err
