@@ -57,7 +57,33 @@ def run_configs(kind: str, configs, run_one: Callable, out=DEFAULT_OUT, force: b
         return _run_parallel(kind, configs, run_one, out, force, progress, jobs, group)
     bar = tqdm(configs, desc=f"simulate {kind}", unit="run", disable=not progress or len(configs) < 2,
                file=sys.stderr)
-    return [_run_or_skip(kind, config, path, run_one, force, progress, bar) for config, path in zip(bar, paths)]
+    records, problems = [], []
+    for config, path in zip(bar, paths):
+        try:
+            records.append(_run_or_skip(kind, config, path, run_one, force, progress, bar))
+        except RunsFailed as err:
+            problems += err.problems
+        except UserError as err:  # e.g. every learning rate diverged: the other runs still run
+            if len(configs) == 1:
+                raise
+            problems.append(f"{config.name}: {err}")
+    if problems:
+        raise RunsFailed(problems, len(configs))
+    return records
+
+
+class RunsFailed(UserError):
+    """Runs that stopped on a UserError, raised once every other run has finished (its
+    record written); `problems` holds one line per run (kept through pickling, for --jobs)."""
+
+    def __init__(self, problems: list[str], total: int):
+        super().__init__(problems, total)
+        self.problems, self.total = list(problems), total
+
+    def __str__(self) -> str:
+        return (f"{len(self.problems)} of {self.total} runs did not finish (" + " | ".join(self.problems)
+                + "); every other run finished and its record is kept. Fix what is named and rerun the same "
+                "command: finished runs are skipped.")
 
 
 def _run_or_skip(kind, config, path, run_one, force, progress, bar) -> dict:
@@ -94,6 +120,7 @@ def _run_parallel(kind, configs, run_one, out, force, progress, jobs, group) -> 
     for index, config in enumerate(configs):
         groups.setdefault(group(config) if group else index, []).append(index)
     records: list = [None] * len(configs)
+    problems: list[str] = []
     # spawn: a forked worker would inherit the parent's torch thread pools, which can deadlock
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         tasks = {pool.submit(run_configs, kind, [configs[i] for i in members], run_one, out, force, False): members
@@ -101,9 +128,16 @@ def _run_parallel(kind, configs, run_one, out, force, progress, jobs, group) -> 
         with tqdm(total=len(configs), desc=f"simulate {kind} ({jobs} jobs)", unit="run", disable=not progress,
                   file=sys.stderr) as bar:
             for task in as_completed(tasks):
-                for index, record in zip(tasks[task], task.result()):
-                    records[index] = record
+                try:
+                    for index, record in zip(tasks[task], task.result()):
+                        records[index] = record
+                except RunsFailed as err:  # the other workers' runs go on
+                    problems += err.problems
+                except UserError as err:  # a task of one run re-raises its own error
+                    problems.append(f"{configs[tasks[task][0]].name}: {err}")
                 bar.update(len(tasks[task]))
+    if problems:
+        raise RunsFailed(problems, len(configs))
     return records
 
 

@@ -3,6 +3,7 @@ import json
 import math
 from dataclasses import replace
 
+import pytest
 import torch
 
 from realdata.data import load_dataset
@@ -96,3 +97,18 @@ def test_st_trains_once_for_all_budgets_and_jobs_give_the_same_records(tmp_path,
     parallel = run_linear(configs, out=tmp_path, progress=False, jobs=2)
     assert [r["name"] for r in parallel] == [r["name"] for r in serial]
     assert [r["metrics"]["robust_error"] for r in parallel] == [r["metrics"]["robust_error"] for r in serial]
+
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_run_diverging_at_every_rate_leaves_the_others_running(tmp_path, jobs):
+    from simulate.runner import RunsFailed
+
+    # AT at lr 1e8 diverges at its only rate (loss ~1e17 in epoch 2); ST's runs finish and keep their records
+    configs = [LinearConfig(**{**TINY.__dict__, "method": "at", "lrs": (1e8,), "eps": e}) for e in (3.0, 4.5)]
+    configs += [LinearConfig(**{**TINY.__dict__, "method": "st", "eps": e}) for e in (3.0, 4.5)]
+    with pytest.raises(RunsFailed) as caught:
+        run_linear(configs, out=tmp_path, progress=False, jobs=jobs)
+    assert len(caught.value.problems) == 2 and all("diverged at every learning rate" in p for p in caught.value.problems)
+    assert str(caught.value).startswith("2 of 4 runs did not finish")
+    assert sorted(json.loads(p.read_text())["config"]["method"] for p in tmp_path.glob("*.json")) == ["st", "st"]
