@@ -11,13 +11,14 @@ import argparse
 from realdata.errors import UserError, parse_eps, parse_list
 from realdata.recipes import RECIPES, config_fields, describe_recipes
 from realdata.validate import check_in_dir, check_out_dir
+from theory.errors import usage_sentence
 
 
 class Parser(argparse.ArgumentParser):
     """argparse whose errors are UserErrors: one sentence and exit code 2 via run_main."""
 
     def error(self, message):
-        raise UserError(f"{message}; see {self.prog} --help.")
+        raise UserError(f"{usage_sentence(message)}; see {self.prog} --help.")
 
 
 def _typed(parse):

@@ -19,7 +19,18 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports mistakes as an InputError instead of printing usage and exiting."""
 
     def error(self, message):
-        raise InputError(f"{message}; see --help.")
+        raise InputError(f"{usage_sentence(message)}; see --help.")
+
+
+def usage_sentence(message: str) -> str:
+    """argparse's complaint as our sentence: no doubled full stop, and for a flag "expected one
+    argument" the likely cause, a value that begins with '-' (argparse reads -inf or -1e3 as a
+    flag), with the fix."""
+    message = message.rstrip(".")
+    if message.startswith("argument ") and message.endswith("expected one argument"):
+        flag = message[len("argument "):].split(":")[0].split("/")[0]
+        message += f" (give one; a value that begins with '-' must be joined to it: {flag}=VALUE)"
+    return message
 
 
 def require(condition: bool, message: str) -> None:

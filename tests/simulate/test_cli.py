@@ -66,3 +66,10 @@ def test_command_lines_reach_the_same_records_as_the_quick_configs():
                                              "--eps", "3,4.5,5.5"])
     assert ({config_hash(c) for c in linear.configs_from_args(args)}
             == {config_hash(c) for c in quick_configs("linear")})
+
+
+def test_a_value_that_begins_with_a_dash_gets_the_fix(tmp_path, capsys):
+    # argparse reads -inf as a flag; the sentence says how to pass it, with one full stop
+    assert run_main(spheres.main, ["--eps", "-inf", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--eps=VALUE" in err and ".;" not in err and len(err.splitlines()) == 1
