@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sys
 import time
-from functools import partial
 from dataclasses import replace
 
 from realdata.cli import Parser
@@ -27,23 +26,18 @@ from realdata.methods import METHODS as TRAINING, TRAIN_ATTACKS, TRAIN_METHODS
 from realdata.recipes import from_synthetic
 from realdata.synthetic import LINEAR_EPS_GRIDS, LINEAR_PRESETS, METHODS, LinearConfig, text, preset_help
 from realdata.train import build_threat
-from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
-                             parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
-from simulate.tightness import tightness
-from simulate.training import TrainedRuns, lr_search, training_group
+from simulate.runner import (add_common_arguments, format_table, group_means, parse_methods,
+                             parse_numbers, positive_overrides, print_json, print_lr_report)
+from simulate.training import TrainedRuns, run_searched, searched_record
 
 KIND = "linear"
 PRESETS = LINEAR_PRESETS
 EPS_GRIDS = LINEAR_EPS_GRIDS
 
 
-def train_config(config: LinearConfig):
-    """The realdata TrainConfig of one learning rate's run (the lr is set by the search)."""
-    return from_synthetic(config)
-
 
 def run_one(config: LinearConfig, progress: bool = True, checkpoint=None, trained: TrainedRuns | None = None):
-    base = train_config(config)
+    base = from_synthetic(config)  # the lr is set by the search
     dataset = load_dataset("linear", seed=config.seed, **config.data_params())
     threat = build_threat(base, dataset)  # {β e₁ : |β| ≤ ε}
 
@@ -53,21 +47,13 @@ def run_one(config: LinearConfig, progress: bool = True, checkpoint=None, traine
                         num_classes=dataset.num_classes, signal=dataset.signal, box=None,
                         batch_size=2000, progress=progress)
 
-    choice = lr_search(base, config.lrs, dataset, threat, exact, progress=progress, checkpoint_prefix=checkpoint,
-                       trained=trained)
-    metrics, history, extra = choice.record_parts(dataset, base)
-    found = tightness(config.method, choice.run.model, dataset.x_test, dataset.y_test, threat, "line-search")
-    return {**metrics, **found}, history, extra
+    return searched_record(config, base, dataset, threat, exact, attack="line-search", progress=progress,
+                           checkpoint=checkpoint, trained=trained)
 
 
 def run_linear(configs, out="results", force: bool = False, progress: bool = True, jobs: int = 1) -> list[dict]:
-    """Run each `LinearConfig` (one record each); finished records are reused unless `force`.
-
-    ST trains once per learning rate for all budgets of a sweep (`TrainedRuns`); with
-    `jobs > 1` its budgets run in one worker so they still share it.
-    """
-    return run_configs(KIND, configs, partial(run_one, trained=TrainedRuns()), out=out, force=force,
-                       progress=progress, jobs=jobs, group=training_group)
+    """Run each `LinearConfig` (one record each): `simulate.training.run_searched`."""
+    return run_searched(KIND, run_one, configs, out=out, force=force, progress=progress, jobs=jobs)
 
 
 # --------------------------------------------------------------------------- report

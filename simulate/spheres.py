@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sys
 import time
-from functools import partial
 from dataclasses import replace
 
 from realdata.cli import Parser
@@ -30,20 +29,15 @@ from realdata.synthetic import (FIGURES_2023, METHODS, SPHERE_NORMS, SPHERES_202
                                 preset_help, text)
 from realdata.train import build_threat
 from realdata.validate import FIELD_LIMITS, check_number
-from simulate.runner import (add_common_arguments, check_choice, format_table, group_means, parse_methods,
-                             parse_numbers, positive_overrides, print_json, print_lr_report, run_configs)
+from simulate.runner import (add_common_arguments, format_table, group_means, parse_methods,
+                             parse_numbers, positive_overrides, print_json, print_lr_report)
 from simulate.paper2023 import figure_table
-from simulate.tightness import tightness
-from simulate.training import TrainedRuns, lr_search, training_group
+from simulate.training import TrainedRuns, run_searched, searched_record
 
 KIND = "spheres"
 NORMS = SPHERE_NORMS
 PRESETS = SPHERES_PRESETS
 
-
-def train_config(config: SpheresConfig):
-    """The realdata TrainConfig of one learning rate's run (the lr is set by the search)."""
-    return from_synthetic(config)
 
 
 def _attack_options(config: SpheresConfig) -> dict:
@@ -95,27 +89,19 @@ def _per_epoch(config: SpheresConfig, dataset, threat):
 
 
 def run_one(config: SpheresConfig, progress: bool = True, checkpoint=None, trained: TrainedRuns | None = None):
-    base = train_config(config)
+    base = from_synthetic(config)  # the lr is set by the search
     dataset = load_dataset("spheres", seed=config.seed, **config.data_params())
     threat = build_threat(base, dataset)
     callback = _per_epoch(config, dataset, threat) if config.per_epoch else None
     final, rank = _evaluators(config, dataset, threat, progress)
-    choice = lr_search(base, config.lrs, dataset, threat, final, select_fn=rank, callback=callback,
-                       progress=progress, checkpoint_prefix=checkpoint, trained=trained)
-    metrics, history, extra = choice.record_parts(dataset, base)
-    found = tightness(config.method, choice.run.model, dataset.x_test, dataset.y_test, threat, config.eval_attack,
-                      **_attack_options(config))
-    return {**metrics, **found}, history, extra
+    return searched_record(config, base, dataset, threat, final, attack=config.eval_attack,
+                           attack_options=_attack_options(config), select_fn=rank, callback=callback,
+                           progress=progress, checkpoint=checkpoint, trained=trained)
 
 
 def run_spheres(configs, out="results", force: bool = False, progress: bool = True, jobs: int = 1) -> list[dict]:
-    """Run each `SpheresConfig` (one record each); finished records are reused unless `force`.
-
-    ST trains once per learning rate for all budgets of a sweep (`TrainedRuns`); with
-    `jobs > 1` its budgets run in one worker so they still share it.
-    """
-    return run_configs(KIND, configs, partial(run_one, trained=TrainedRuns()), out=out, force=force,
-                       progress=progress, jobs=jobs, group=training_group)
+    """Run each `SpheresConfig` (one record each): `simulate.training.run_searched`."""
+    return run_searched(KIND, run_one, configs, out=out, force=force, progress=progress, jobs=jobs)
 
 
 # --------------------------------------------------------------------------- report

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Callable
 
 import torch
@@ -29,6 +30,8 @@ from realdata.models import build_model
 from realdata.recipes import TrainConfig
 from realdata.train import clean_error, fit
 from simulate.lr_rule import eligible, lowest_robust_error
+from simulate.runner import run_configs
+from simulate.tightness import tightness
 
 Evaluate = Callable[[nn.Module], dict]
 
@@ -190,3 +193,29 @@ def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, se
         row["chosen"] = row["lr"] == chosen["lr"]
     return Choice(run=run, metrics=final, interpolated=interpolated, candidates=rows,
                   eval_time_s=final_time)
+
+
+def searched_record(config, base: TrainConfig, dataset, threat, final: Evaluate, *, attack: str,
+                    attack_options: dict | None = None, select_fn: Evaluate | None = None, callback=None,
+                    progress: bool = True, checkpoint=None, trained: TrainedRuns | None = None):
+    """One synthetic run's record parts (metrics, history, extra): `lr_search` over `config.lrs`,
+    the chosen run's record parts, and the relaxation's looseness on the test set (`tightness`,
+    measured with `attack`)."""
+    choice = lr_search(base, config.lrs, dataset, threat, final, select_fn=select_fn, callback=callback,
+                       progress=progress, checkpoint_prefix=checkpoint, trained=trained)
+    metrics, history, extra = choice.record_parts(dataset, base)
+    found = tightness(config.method, choice.run.model, dataset.x_test, dataset.y_test, threat, attack,
+                      **(attack_options or {}))
+    return {**metrics, **found}, history, extra
+
+
+def run_searched(kind: str, run_one: Callable, configs, out="results", force: bool = False, progress: bool = True,
+                 jobs: int = 1) -> list[dict]:
+    """Run each config of a `kind` experiment with `run_one(config, progress, checkpoint, trained)`
+    (one record each); finished records are reused unless `force`.
+
+    ST trains once per learning rate for all budgets of a sweep (`TrainedRuns`); with
+    `jobs > 1` its budgets run in one worker so they still share it.
+    """
+    return run_configs(kind, configs, partial(run_one, trained=TrainedRuns()), out=out, force=force,
+                       progress=progress, jobs=jobs, group=training_group)

@@ -34,7 +34,7 @@ def test_linear_data_defaults_are_the_paper_preset():
 @pytest.mark.parametrize("method", METHODS)
 def test_recipes_and_simulate_train_the_preset(recipe, dataset, preset, method):
     config = replace(preset, method=method)
-    trained = (spheres if dataset == "spheres" else linear).train_config(config)
+    trained = from_synthetic(config)
     assert make_config(dataset, method, recipe) == trained == RECIPES[recipe][(dataset, method)]
     assert (trained.epochs, trained.batch_size, trained.momentum, trained.width) == (
         config.epochs, min(config.batch_size, config.n), config.momentum, config.width)

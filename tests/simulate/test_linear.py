@@ -63,12 +63,12 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
     # not restarted, and the checkpoint is gone once the record is written.
     from realdata.results import record_path
     from realdata.train import build_threat, fit
-    from simulate.linear import train_config
+    from realdata.recipes import from_synthetic
     from simulate.training import CHECKPOINT_MIN_N, checkpoint_path
 
     config = LinearConfig(**{**TINY.__dict__, "n": CHECKPOINT_MIN_N, "d": 5, "n_test": 50, "lrs": (0.1,),
                              "method": "st", "batch_size": 500})
-    base = replace(train_config(config), lr=0.1)
+    base = replace(from_synthetic(config), lr=0.1)
     ckpt = checkpoint_path(record_path(tmp_path, config.name, config).with_suffix(""), base, config.n)
     dataset = load_dataset("linear", seed=config.seed, **config.data_params())
     threat = build_threat(base, dataset)

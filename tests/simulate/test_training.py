@@ -4,7 +4,8 @@ from dataclasses import replace
 from realdata.data import load_dataset
 from realdata.train import build_threat
 from simulate.lr_rule import eligible
-from simulate.spheres import SpheresConfig, train_config
+from realdata.recipes import from_synthetic
+from simulate.spheres import SpheresConfig
 from simulate.training import lr_search
 
 TINY = SpheresConfig(preset="quick", d=5, n=20, n_test=100, epochs=2, eval_steps=5, eval_restarts=1,
@@ -12,7 +13,7 @@ TINY = SpheresConfig(preset="quick", d=5, n=20, n_test=100, epochs=2, eval_steps
 
 
 def _setup():
-    base = train_config(TINY)
+    base = from_synthetic(TINY)
     dataset = load_dataset("spheres", seed=0, **TINY.data_params())
     return base, dataset, build_threat(base, dataset)
 
