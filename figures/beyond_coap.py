@@ -51,7 +51,7 @@ def draw_gap_map(ax, grid, label: str) -> str:
     ax.set_yscale("log")
     ax.set_xlabel("ε / γ")
     ax.set_ylabel("r = ‖θ₂:d‖ / θ₁")
-    ax.set_title(f"{label}: {verdict}", fontsize="medium")
+    ax.set_title(f"{label}:\n{verdict}", fontsize="medium")  # two lines: a panel is narrow
     return f"one-step gap map, {label}: {verdict}; |gap| ≤ {vmax:.3g}"
 
 

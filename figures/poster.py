@@ -34,8 +34,14 @@ TITLE = "Certified defences hurt generalisation"
 AUTHORS = "Piersilvio De Bartolomeis, Jacob Clarysse, Fanny Yang, Amartya Sanyal — ETH Zürich"
 FIGURE_NAMES = (("error_grid", "spheres", "linear", "theorem", "relaxation", "modern_methods", "relaxation_gaps",
                  "dynamics", "tightness") + tuple(paper2023.spec(name).name for name in FIGURES_2023))
-PAGE_TWO_TITLE = "After the paper: later certified training, and the 2023 spheres study"
+PAGE_TWO_TITLE = "After the paper: later certified training, the 2023 spheres study, and relaxations beyond COAP"
+#: Page 2's bottom row: is the harm the relaxation's looseness? (figure names of `figure_specs`)
+THEORY_ROW = ("relaxation_gaps", "dynamics", "tightness")
+THEORY_HEADING = ("Is the harm the relaxation's looseness? Every relaxation on the one-neuron model, one step and "
+                  "many (theory), and each method's robust-error gap to AT against its measured looseness (records)")
 PAGES = (1, 2)
+#: The theory row's style scale: its nine panels share one band of the page, so smaller type than the rest.
+THEORY_ROW_SCALE = 1.3
 
 
 #: Upper limits of the resolution flags: beyond them a figure takes minutes and gigabytes.
@@ -197,12 +203,14 @@ def compose_poster(results: Results, out_dir, setting, dpi: int = 100) -> list[P
         return save_figure(fig, out_dir, "poster", dpi=dpi)
 
 
-def compose_page_two(results: Results, out_dir, dpi: int = 100) -> list[Path]:
-    """Draw page 2 (what came after the paper) into `<out_dir>/poster-2.png` and `.pdf`."""
+def compose_page_two(results: Results, out_dir, setting, dpi: int = 100) -> list[Path]:
+    """Draw page 2 (what came after the paper) into `<out_dir>/poster-2.png` and `.pdf`: the later
+    methods and the 2023 spheres figures above, the relaxations beyond COAP's slope below."""
     with style_context(POSTER_SCALE):
         fontsize = 11 * POSTER_SCALE
         fig, body = page_frame(results, PAGE_TWO_TITLE, fontsize)
-        left, right = body.subfigures(1, 2, width_ratios=(1.3, 1.0), wspace=0.015)
+        upper, lower, foot = body.subfigures(3, 1, height_ratios=(0.64, 0.32, 0.04), hspace=0.02)
+        left, right = upper.subfigures(1, 2, width_ratios=(1.3, 1.0), wspace=0.015)
         records = modern.method_records(results)
         section(left, modern.methods_heading(records), fontsize * 1.2, column=1)
         modern.draw_methods_records(left, records, results.directory, legend_loc="outside lower center")
@@ -210,10 +218,23 @@ def compose_page_two(results: Results, out_dir, dpi: int = 100) -> list[Path]:
         section(right, modern.spheres_heading(later) if later else "Spheres, 2023 study", fontsize * 1.2, column=2)
         for sub, name in zip(right.subfigures(len(FIGURES_2023), 1), FIGURES_2023):
             paper2023.draw_figure(sub, results, name)
+        draw_theory_row(lower, results, setting, fontsize)
         warning = health_warning(records + later)
         if warning:
-            body.text(0.01, 0.005, "Warning: " + textwrap.fill(warning, 220), fontsize=fontsize * 0.6, va="bottom")
+            foot.text(0.0, 1.0, "Warning: " + textwrap.fill(warning, 300), fontsize=fontsize * 0.45, va="top")
         return save_figure(fig, out_dir, "poster-2", dpi=dpi)
+
+
+def draw_theory_row(fig, results: Results, setting, fontsize: float) -> list[str]:
+    """`THEORY_ROW`'s figures side by side, each drawn by its own module as in its stand-alone file."""
+    section(fig, THEORY_HEADING, fontsize * 1.2)
+    specs = figure_specs(setting)
+    lines = []
+    with style_context(THEORY_ROW_SCALE):
+        for sub, name in zip(fig.subfigures(1, len(THEORY_ROW), width_ratios=(2.6, 1.25, 1.25), wspace=0.015),
+                             THEORY_ROW):
+            lines += specs[name].draw(sub, results)
+    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,7 +332,7 @@ def main(argv=None) -> int:
             log(f"  {line}")
     if not args.no_poster:
         composers = {1: lambda: compose_poster(results, args.out, setting, dpi=args.poster_dpi),
-                     2: lambda: compose_page_two(results, args.out, dpi=args.poster_dpi)}
+                     2: lambda: compose_page_two(results, args.out, setting, dpi=args.poster_dpi)}
         for page in pages:
             paths = composers[page]()
             print(f"poster{'' if page == 1 else f' page {page}'}: " + ", ".join(str(p) for p in paths))

@@ -120,3 +120,16 @@ def test_modern_figure_without_records_shows_the_command(tmp_path):
     from figures.spec import render
     rendered = render(modern.METHODS_SPEC, Results(tmp_path), tmp_path / "figs", dpi=20)
     assert rendered.summary == [f"modern methods: no records; run: {modern.methods_command(tmp_path)}"]
+
+
+def test_page_two_draws_the_relaxations_beyond_coap(tmp_path):
+    # the bottom row: every relaxation's gap map, the many-step trajectories and the tightness panels
+    from figures import theorem
+    from figures.records import Results
+    from figures.style import new_figure
+    fig = new_figure(20, 6)
+    lines = poster.draw_theory_row(fig, Results(tmp_path), theorem.TheoremSetting(grid=3), fontsize=10)
+    assert poster.THEORY_ROW == ("relaxation_gaps", "dynamics", "tightness")
+    assert sum(line.startswith("one-step gap map, ") for line in lines) == 4
+    assert any(line.startswith("150 GD steps, COAP") for line in lines)
+    assert "Concentric spheres: no points" in lines and "Linear distribution: no points" in lines
