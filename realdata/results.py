@@ -88,8 +88,9 @@ def versions() -> dict:
         toolkit = metadata.version("certified-defences")
     except metadata.PackageNotFoundError:
         toolkit = None
+    # the CPU threads the run used: its wall and CPU times depend on them
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "toolkit": toolkit, "git": _git_commit()}
+            "toolkit": toolkit, "git": _git_commit(), "threads": torch.get_num_threads()}
 
 
 def make_record(kind: str, name: str, config, seed: int, metrics: dict, history=None,

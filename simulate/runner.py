@@ -12,6 +12,7 @@ import dataclasses
 import glob
 import json
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -122,7 +123,8 @@ def _run_parallel(kind, configs, run_one, out, force, progress, jobs, group) -> 
     records: list = [None] * len(configs)
     problems: list[str] = []
     # spawn: a forked worker would inherit the parent's torch thread pools, which can deadlock
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_share_cores,
+                             initargs=(jobs,)) as pool:
         tasks = {pool.submit(run_configs, kind, [configs[i] for i in members], run_one, out, force, False): members
                  for members in groups.values()}
         with tqdm(total=len(configs), desc=f"simulate {kind} ({jobs} jobs)", unit="run", disable=not progress,
@@ -139,6 +141,12 @@ def _run_parallel(kind, configs, run_one, out, force, progress, jobs, group) -> 
     if problems:
         raise RunsFailed(problems, len(configs))
     return records
+
+
+def _share_cores(jobs: int) -> None:
+    """A worker's torch threads: its share of the cores, so `jobs` workers do not each start a
+    thread per core and oversubscribe them (each run's small products gain little from threads)."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
 
 
 @contextlib.contextmanager
@@ -170,7 +178,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, seeds_default: str = "
     parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     parser.add_argument("--jobs", type=_jobs, default=1,
                         help="worker processes running configurations in parallel (default 1; e.g. the number of "
-                             "idle cores)")
+                             "idle cores); each worker uses its share of the cores' torch threads")
 
 
 def _jobs(text: str) -> int:

@@ -1,6 +1,7 @@
 """The linear experiment end to end, and the exact line search against theory's robust risk."""
 import json
 import math
+import os
 from dataclasses import replace
 
 import pytest
@@ -97,6 +98,8 @@ def test_st_trains_once_for_all_budgets_and_jobs_give_the_same_records(tmp_path,
     parallel = run_linear(configs, out=tmp_path, progress=False, jobs=2)
     assert [r["name"] for r in parallel] == [r["name"] for r in serial]
     assert [r["metrics"]["robust_error"] for r in parallel] == [r["metrics"]["robust_error"] for r in serial]
+    # each of the 2 workers takes its share of the cores, and the record says how many threads ran
+    assert {r["versions"]["threads"] for r in parallel} == {max(1, (os.cpu_count() or 1) // 2)}
 
 
 
