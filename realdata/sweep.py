@@ -49,9 +49,14 @@ class CellsFailed(Exception):
         self.records = records
 
 
+def _error_path(out, config: TrainConfig, device):
+    """Where a cell's traceback is kept: beside where its record would be."""
+    return record_path(out, config.name, config, distributed.device_type(device)).with_suffix(".error.txt")
+
+
 def _keep_traceback(out, config: TrainConfig, device, err: Exception) -> str:
-    """Write `err`'s traceback beside where the cell's record would be → a line naming the file."""
-    path = record_path(out, config.name, config, distributed.device_type(device)).with_suffix(".error.txt")
+    """Write `err`'s traceback to the cell's error file → a line naming the file."""
+    path = _error_path(out, config, device)
     path.write_text("".join(traceback.format_exception(err)))
     return f"{config.method} eps={config.eps:.4g} seed={config.seed}: {type(err).__name__}: {err} ({path})"
 
@@ -104,21 +109,24 @@ def run_grid(dataset: str, methods, eps_values, seeds, *, norm: str = "l2", reci
                     raise
                 failed.append(_keep_traceback(out, config, device, err))
                 continue
+            if ctx.is_main:  # a traceback kept by an earlier sweep no longer describes this cell
+                _error_path(out, config, device).unlink(missing_ok=True)
             if record is not None:
                 records.append(record)
                 if log is not None:
                     log(summary_line(record))
     finally:
         ctx.close()
-    if problems:
-        raise UserError(f"{len(problems)} of {len(configs)} cells did not run ("
-                        + " | ".join(problems) + "); fix or move away the files named, then rerun the same command: "
-                        "the finished cells are skipped, so only these run.")
-    if failed:
+    blocked = (f"{len(problems)} of {len(configs)} cells did not run (" + " | ".join(problems) + "); fix or move "
+               "away the files named, then rerun the same command: the finished cells are skipped, so only these "
+               "run.") if problems else ""
+    if failed:  # a bug outranks a blocked cell: exit 1, and the blocked cells are named too
         raise CellsFailed(f"{len(failed)} of {len(configs)} cells stopped on an error of this toolkit, not of "
                           "your input (" + " | ".join(failed) + "); please report it with the traceback file "
                           "named. The other cells finished; rerunning the same command runs only the unfinished "
-                          "ones.", records)
+                          "ones." + (f" Also: {blocked}" if blocked else ""), records)
+    if problems:
+        raise UserError(blocked)
     return records
 
 

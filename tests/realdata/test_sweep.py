@@ -120,3 +120,7 @@ def test_a_bug_in_one_cell_leaves_the_others_running(tmp_path, capsys, monkeypat
     (kept,) = tmp_path.glob("*.error.txt")
     assert kept.name.startswith("train-digits-ibp-") and "ZeroDivisionError: a bug in one cell" in kept.read_text()
     assert "Traceback" in kept.read_text() and str(kept) in captured.err and "1 of 2 cells" in captured.err
+    # once the bug is gone, the rerun trains only that cell and its stale traceback goes
+    monkeypatch.setattr(sweep, "train", real)
+    assert run_main(main, args) == 0 and not kept.exists()
+    assert len(list(tmp_path.glob("train-digits-*.json"))) == 2
