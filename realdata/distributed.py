@@ -115,7 +115,7 @@ def init_group(backend: str, timeout: datetime.timedelta = COLLECTIVE_TIMEOUT) -
     exists by then, dynamo keeps ten references to it, `destroy_process_group` cannot free it,
     and gloo's worker threads live on into interpreter shutdown, where a thread still
     releasing a finished collective's tensors aborts the process (SIGABRT after every result
-    is written, about one run in thirty).  Imported first, dynamo holds no group.  A training
+    is written; 3 of 52 two-process test runs).  Imported first, dynamo holds no group.  A training
     run pays the import (≈ 2.7 s) for its optimiser anyway."""
     import torch._dynamo  # noqa: F401  (for its side effect, see above)
     dist.init_process_group(backend, timeout=timeout)

@@ -35,7 +35,6 @@ PRESETS = LINEAR_PRESETS
 EPS_GRIDS = LINEAR_EPS_GRIDS
 
 
-
 def run_one(config: LinearConfig, progress: bool = True, checkpoint=None, trained: TrainedRuns | None = None):
     base = from_synthetic(config)  # the lr is set by the search
     dataset = load_dataset("linear", seed=config.seed, **config.data_params())

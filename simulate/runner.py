@@ -62,8 +62,6 @@ def run_configs(kind: str, configs, run_one: Callable, out=DEFAULT_OUT, force: b
     for config, path in zip(bar, paths):
         try:
             records.append(_run_or_skip(kind, config, path, run_one, force, progress, bar))
-        except RunsFailed as err:
-            problems += err.problems
         except UserError as err:  # e.g. every learning rate diverged: the other runs still run
             if len(configs) == 1:
                 raise

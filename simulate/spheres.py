@@ -39,7 +39,6 @@ NORMS = SPHERE_NORMS
 PRESETS = SPHERES_PRESETS
 
 
-
 def _attack_options(config: SpheresConfig) -> dict:
     """The evaluation attack's options (the line search takes none)."""
     return {} if config.eval_attack == "line-search" else {"steps": config.eval_steps, "restarts": config.eval_restarts}
