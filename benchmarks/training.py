@@ -1,7 +1,7 @@
 """Speed of one COAP training epoch: this toolkit against convex_adversarial, in one run.
 
     python -m benchmarks.training [--dataset cifar10] [--arch cifar-cnn] [--images 500]
-        [--batch-size 50] [--eps 36/255] [--proj 50|none] [--repeats 3] [--device cpu] [--json]
+        [--batch-size 50] [--eps 36/255] [--proj 50|none] [--repeats 3] [--threads N] [--device cpu] [--json]
 
 Both sides train the same network (same initial weights, no normalisation layer, which
 convex_adversarial cannot bound) on the same batches with the same optimiser for one
@@ -16,7 +16,10 @@ this toolkit is faster.  Timing runs in one process on one machine, so the ratio
 meaningful even where absolute speeds are not; the ratio of CPU times (user + system of
 the process) is printed too.  The two sides alternate, each epoch from the same initial
 weights, and each side's fastest of ``--repeats`` epochs counts: on a shared machine one
-epoch each, run one after the other, gave ratios from 0.96x to 1.47x within minutes.
+epoch each, run one after the other, gave ratios from 0.96x to 1.47x within minutes.  The
+ratio of each repeat's pair is printed too (lowest and highest), so a reader sees how far
+one measurement can be trusted; ``--threads 1`` keeps the two threads of a 2-core machine
+from competing with anything else on it.
 """
 from __future__ import annotations
 
@@ -65,6 +68,8 @@ def _reference_epoch(model, config, x, y, eps: float, proj) -> tuple:
 
 def measure(dataset_name="cifar10", arch="cifar-cnn", width=None, images=500, batch_size=50, eps=36 / 255,
             proj=50, device="cpu", seed=0, data_dir=None, repeats=3) -> dict:
+    """One measurement (see the module docstring) → its numbers as a dict; runs on torch's
+    current number of threads."""
     if images < batch_size:
         raise UserError(f"--images ({images}) must be at least one batch ({batch_size}).")
     if repeats < 1:
@@ -96,12 +101,26 @@ def measure(dataset_name="cifar10", arch="cifar-cnn", width=None, images=500, ba
         runs.append((ours, _reference_epoch(copy.deepcopy(ref_model), config, x, y, eps, proj)))
     ours, ours_cpu = min(r[0][0] for r in runs), min(r[0][1] for r in runs)
     reference, reference_cpu = min(r[1][0] for r in runs), min(r[1][1] for r in runs)
+    pairs = [r[1][0] / r[0][0] for r in runs]  # each repeat's wall ratio: the spread of one measurement
     return {"dataset": dataset_name, "arch": arch, "width": width, "images": images, "batch_size": batch_size,
             "eps": eps, "proj": proj, "repeats": repeats, "device": str(dev), "threads": torch.get_num_threads(),
             "load_average": os.getloadavg()[0], "cores": os.cpu_count(),
             "ours_images_per_s": images / ours, "reference_images_per_s": images / reference,
-            "ratio": reference / ours, "ours_s": ours, "reference_s": reference,
+            "ratio": reference / ours, "ratio_per_repeat": pairs, "ours_s": ours, "reference_s": reference,
             "ours_cpu_s": ours_cpu, "reference_cpu_s": reference_cpu, "cpu_ratio": reference_cpu / ours_cpu}
+
+
+def _checked(args) -> tuple:
+    """(projections or None, ε) from the flags, every count checked before any work."""
+    for flag in ("images", "batch_size", "repeats", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}.")
+    if args.proj.lower() == "none":
+        return None, parse_eps(args.eps)
+    if not args.proj.isdigit() or int(args.proj) < 1:
+        raise UserError(f"--proj takes a positive number of projections or 'none', got {args.proj!r}.")
+    return int(args.proj), parse_eps(args.eps)
 
 
 def main(argv=None) -> int:
@@ -116,12 +135,16 @@ def main(argv=None) -> int:
     parser.add_argument("--proj", default="50", help="random projections, or 'none' for exact bounds (default 50)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="epochs per side, alternating; each side's fastest counts (default 3)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help=f"torch threads for both sides (default: torch's, {torch.get_num_threads()} here)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset, weights and batch order")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    proj = None if args.proj.lower() == "none" else int(args.proj)
-    result = measure(args.dataset, args.arch, args.width, args.images, args.batch_size, parse_eps(args.eps), proj,
+    proj, eps = _checked(args)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    result = measure(args.dataset, args.arch, args.width, args.images, args.batch_size, eps, proj,
                      args.device, args.seed, args.data_dir, args.repeats)
     if args.json:
         print(json.dumps(result, indent=1))
@@ -131,7 +154,9 @@ def main(argv=None) -> int:
               f"{mode}, {result['device']} ({result['threads']} threads), best of {args.repeats}: "
               f"ours {result['ours_images_per_s']:.1f} img/s, "
               f"convex_adversarial {result['reference_images_per_s']:.1f} img/s, ratio {result['ratio']:.2f}x wall, "
-              f"{result['cpu_ratio']:.2f}x cpu (load average {result['load_average']:.2f} on {result['cores']} cores)")
+              f"{result['cpu_ratio']:.2f}x cpu; one repeat's pair {min(result['ratio_per_repeat']):.2f}x to "
+              f"{max(result['ratio_per_repeat']):.2f}x (load average {result['load_average']:.2f} on "
+              f"{result['cores']} cores)")
     return 0
 
 
