@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import torch
 
 from realdata.attacks import apgd
+from realdata.cli import Parser, positive_int
 from realdata.errors import run_main
 from realdata.models import ARCHS, build_model
 from realdata.threats import make_threat
@@ -36,20 +37,20 @@ def _timed(job):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="python -m benchmarks.attacks", description=__doc__.split("\n\n")[0],
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="cifar-cnn", choices=[a for a in ARCHS if a != "mlp"],
                         help="network for 3×32×32 inputs (default: cifar-cnn, the small CNN of Wong et al.)")
     parser.add_argument("--norm", default="linf", choices=sorted(_AA_NORMS), help="threat model (default: linf)")
     parser.add_argument("--eps", type=float, default=None,
                         help="budget (default: 1/255 for linf, 0.1 for l2 — small, because the network is untrained "
                              "and larger budgets break every point, which would leave restarts nothing to do)")
-    parser.add_argument("--steps", type=int, default=100, help="iterations per restart (default: 100)")
-    parser.add_argument("--restarts", type=int, default=1, help="restarts (default: 1)")
+    parser.add_argument("--steps", type=positive_int, default=100, help="iterations per restart (default: 100)")
+    parser.add_argument("--restarts", type=positive_int, default=1, help="restarts (default: 1)")
     parser.add_argument("--loss", default="ce", choices=["ce", "dlr"], help="attack loss (default: ce)")
-    parser.add_argument("--batch", type=int, default=128, help="points attacked at once (default: 128)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each; the best counts (default: 3)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument("--batch", type=positive_int, default=128, help="points attacked at once (default: 128)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed runs of each; the best counts (default: 3)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default: 1)")
     args = parser.parse_args(argv)
 
     from pyautoattack.autopgd_base import APGDAttack

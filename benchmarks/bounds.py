@@ -25,6 +25,8 @@ from types import SimpleNamespace
 import torch
 
 from realdata.bounds import margin_lower_bounds, robust_loss
+from realdata.cli import Parser, positive_int
+from realdata.errors import UserError, parse_list, run_main
 from realdata.models import build_model
 from realdata.relaxation.reference import to_convex_adversarial
 from realdata.threats import L2, Linf
@@ -164,13 +166,18 @@ def crown_vs_ibp(nets: int, eps: float) -> float:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(prog="python -m benchmarks.bounds", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller batches and a narrower ResNet (seconds, not minutes)")
-    ap.add_argument("--repeats", type=int, default=2, help="timed runs per measurement after a warm-up; the best is kept (default 2)")
+    ap.add_argument("--repeats", type=positive_int, default=2,
+                    help="timed runs per measurement after a warm-up; the best is kept (default 2)")
     ap.add_argument("--norm", choices=("linf", "l2"), default="linf", help="threat model: linf 2/255 or l2 36/255 (default linf)")
     ap.add_argument("--cases", default="0,1,2", help="which networks: 0 mlp, 1 cifar-cnn, 2 resnet (default all)")
     args = ap.parse_args(argv)
-    cases = [int(c) for c in args.cases.split(",")]
+    cases = parse_list(args.cases)
+    if not set(cases) <= {"0", "1", "2"}:
+        raise UserError(f"--cases takes indices among 0 (mlp), 1 (cifar-cnn), 2 (resnet), got {args.cases!r}.")
+    cases = [int(c) for c in cases]
     print(f"threat {_threat(args.norm)}, torch {torch.__version__}, 1 thread, best of {args.repeats}, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     print("exact COAP robust loss, forward + backward:", flush=True)
@@ -186,4 +193,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

@@ -99,7 +99,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=25)
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
     args = parser.parse_args(argv)
-    methods = parse_list(args.methods, str)
+    from realdata.methods import check_method
+
+    methods = [check_method(m) for m in parse_list(args.methods, str)]
     if args.images < 1 or args.batch_size < 1:
         raise UserError("--images and --batch-size must be positive.")
     try:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -144,8 +145,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.worker:
         return worker(args)
-    if min(args.n, args.epochs, args.repeats) < 1 or not args.eps > 0:
-        raise UserError("--n, --epochs and --repeats must be positive integers and --eps a positive number.")
+    if min(args.n, args.epochs, args.repeats) < 1 or not 0 < args.eps < math.inf:
+        raise UserError("--n, --epochs and --repeats must be positive integers and --eps a positive finite number.")
     with tempfile.TemporaryDirectory(prefix="bench-linear-") as tmp:
         trees = {"ours": ROOT, "reference": unpack(args.reference, Path(tmp))}
         best = {name: {} for name in trees}

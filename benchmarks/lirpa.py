@@ -167,6 +167,7 @@ def main(argv=None) -> int:
     networks = cases(args.quick)
     if any(c not in range(len(networks)) for c in chosen):
         raise UserError(f"--cases must be indices in 0..{len(networks) - 1}, got {args.cases!r}.")
+    eps = parse_eps(args.eps) if args.eps is not None else (2 / 255 if args.norm == "linf" else 36 / 255)
     lirpa, reason = load_oracle(args.lirpa_source)
     if lirpa is None:
         print(f"auto_LiRPA cannot be imported ({reason}), so there is nothing to compare against. Clone "
@@ -174,7 +175,6 @@ def main(argv=None) -> int:
               "tqdm, and pass the clone with --lirpa-source.", flush=True)
         return 0
     torch.set_num_threads(1)
-    eps = parse_eps(args.eps) if args.eps is not None else (2 / 255 if args.norm == "linf" else 36 / 255)
     threat = Linf(eps) if args.norm == "linf" else L2(eps)
     alpha_options = {"iterations": args.iterations, "step_size": args.lr}
     print(f"threat {threat}, torch {torch.__version__}, auto_LiRPA {getattr(lirpa, '__version__', '?')}, "

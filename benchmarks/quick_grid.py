@@ -16,19 +16,21 @@ Not a CI test: a full three-seed run of both datasets takes tens of CPU minutes.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
 import sys
 import time
+from pathlib import Path
 
 from figures.commands import QUICK_TRAIN_GRID
-from realdata.errors import parse_eps, parse_list, parse_seeds, run_main
+from realdata.cli import Parser
+from realdata.errors import UserError, parse_eps, parse_list, parse_seeds, run_main
 from realdata.health import chance_error, final_train_error, record_health
-from realdata.methods import TRAIN_METHODS
+from realdata.methods import TRAIN_METHODS, check_method
 from realdata.recipes import make_config
 from realdata.train import paths, train
+from realdata.validate import check_out_dir
 
 
 def cpu_seconds() -> float:
@@ -64,26 +66,40 @@ def row_text(row: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.quick_grid", description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", default=",".join(QUICK_TRAIN_GRID))
-    parser.add_argument("--methods", default=",".join(TRAIN_METHODS), help="default: all five, on every dataset")
+    parser = Parser(prog="python -m benchmarks.quick_grid", description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", default=",".join(QUICK_TRAIN_GRID),
+                        help=f"comma-separated, among {', '.join(QUICK_TRAIN_GRID)} (default: all)")
+    parser.add_argument("--methods", default=",".join(TRAIN_METHODS), help="default: every training method")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--eps", default=None, help="override the budgets (comma-separated)")
     parser.add_argument("--out", default="bench-quick", help="where the records go (default: bench-quick/)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    cells = _cells(args)  # every flag checked before the first cell trains
+    check_out_dir(args.out)
+    if args.json:
+        check_out_dir(Path(args.json).resolve().parent, "--json's folder")
     rows = []
-    for dataset in parse_list(args.datasets):
-        budgets = parse_list(args.eps, parse_eps) if args.eps else QUICK_TRAIN_GRID[dataset].eps
-        for method in parse_list(args.methods):
-            for eps in budgets:
-                for seed in parse_seeds(args.seeds):
-                    rows.append(measure(dataset, method, eps, seed, args.out))
-                    print(row_text(rows[-1]), flush=True)
-                    if args.json:
-                        with open(args.json, "w") as f:
-                            json.dump(rows, f, indent=1)
+    for dataset, method, eps, seed in cells:
+        rows.append(measure(dataset, method, eps, seed, args.out))
+        print(row_text(rows[-1]), flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
     return 0
+
+
+def _cells(args) -> list[tuple]:
+    """(dataset, method, ε, seed) of every cell the flags ask for, in the order they run."""
+    datasets = parse_list(args.datasets)
+    for dataset in datasets:
+        if dataset not in QUICK_TRAIN_GRID:
+            raise UserError(f"--datasets: no quick grid for {dataset!r}; choose among {', '.join(QUICK_TRAIN_GRID)}.")
+    methods = [check_method(m) for m in parse_list(args.methods)]
+    seeds = parse_seeds(args.seeds)
+    override = parse_list(args.eps, parse_eps) if args.eps else None
+    return [(dataset, method, eps, seed) for dataset in datasets for method in methods
+            for eps in (override or QUICK_TRAIN_GRID[dataset].eps) for seed in seeds]
 
 
 if __name__ == "__main__":

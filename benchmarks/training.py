@@ -32,7 +32,7 @@ import time
 import torch
 from torch import nn
 
-from realdata.cli import Parser
+from realdata.cli import Parser, positive_int
 from realdata.data import load_dataset
 from realdata.errors import UserError, parse_eps, run_main
 from realdata.layers import Normalize
@@ -111,11 +111,7 @@ def measure(dataset_name="cifar10", arch="cifar-cnn", width=None, images=500, ba
 
 
 def _checked(args) -> tuple:
-    """(projections or None, ε) from the flags, every count checked before any work."""
-    for flag in ("images", "batch_size", "repeats", "threads"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}.")
+    """(projections or None, ε) from the flags, before any work (the counts are `positive_int`)."""
     if args.proj.lower() == "none":
         return None, parse_eps(args.eps)
     if not args.proj.isdigit() or int(args.proj) < 1:
@@ -129,13 +125,13 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=None, help="dataset folder (see python -m realdata.train --help)")
     parser.add_argument("--arch", default="cifar-cnn", help=f"architecture ({', '.join(ARCHS)})")
     parser.add_argument("--width", type=float, default=None, help="width factor of the architecture")
-    parser.add_argument("--images", type=int, default=500, help="images in the epoch (default 500)")
-    parser.add_argument("--batch-size", type=int, default=50, help="batch size (default 50, the COAP recipe's)")
+    parser.add_argument("--images", type=positive_int, default=500, help="images in the epoch (default 500)")
+    parser.add_argument("--batch-size", type=positive_int, default=50, help="batch size (default 50, the COAP recipe's)")
     parser.add_argument("--eps", default="36/255", help="ℓ2 budget in pixel space (default 36/255)")
     parser.add_argument("--proj", default="50", help="random projections, or 'none' for exact bounds (default 50)")
-    parser.add_argument("--repeats", type=int, default=3,
+    parser.add_argument("--repeats", type=positive_int, default=3,
                         help="epochs per side, alternating; each side's fastest counts (default 3)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help=f"torch threads for both sides (default: torch's, {torch.get_num_threads()} here)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset, weights and batch order")

@@ -45,6 +45,18 @@ def _int(text) -> int:
         raise UserError(f"expected an integer, got {text!r}.") from None
 
 
+def _positive(text) -> int:
+    value = _int(text)
+    if value < 1:
+        raise UserError(f"expected a positive integer, got {text!r}.")
+    return value
+
+
+#: argparse type of a count (repeats, images, threads, steps): 0, -1 or "abc" is one sentence
+#: and exit 2 through `Parser` and `run_main`, before any work
+positive_int = _typed(_positive)
+
+
 def _float(text) -> float:
     try:
         return float(text)

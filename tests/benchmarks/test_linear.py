@@ -6,7 +6,7 @@ from benchmarks import linear
 from realdata.errors import run_main
 
 
-@pytest.mark.parametrize("argv", [["--reference", "no-such-revision"], ["--repeats", "0"], ["--eps", "-1"]])
+@pytest.mark.parametrize("argv", [["--reference", "no-such-revision"], ["--repeats", "0"], ["--eps", "-1"], ["--eps", "inf"]])
 def test_bad_input_exits_2_before_measuring(argv, capsys, monkeypatch):
     monkeypatch.setattr(linear, "run_worker", lambda *a: pytest.fail("measured despite bad input"))
     assert run_main(linear.main, argv) == 2
