@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default="at,coap,crown-ibp", help="training methods, comma-separated")
     parser.add_argument("--reference", default=REFERENCE, help=f"git revision to compare with (default {REFERENCE})")
     parser.add_argument("--images", type=int, default=100, help="training images (one epoch)")
-    parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--batch-size", type=int, default=25, help="batch size (default 25)")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
     args = parser.parse_args(argv)
     from realdata.methods import check_method

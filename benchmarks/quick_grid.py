@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets", default=",".join(QUICK_TRAIN_GRID),
                         help=f"comma-separated, among {', '.join(QUICK_TRAIN_GRID)} (default: all)")
     parser.add_argument("--methods", default=",".join(TRAIN_METHODS), help="default: every training method")
-    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     parser.add_argument("--eps", default=None, help="override the budgets (comma-separated)")
     parser.add_argument("--out", default="bench-quick", help="where the records go (default: bench-quick/)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
