@@ -25,8 +25,8 @@ from types import SimpleNamespace
 import torch
 
 from realdata.bounds import margin_lower_bounds, robust_loss
-from realdata.cli import Parser, positive_int
-from realdata.errors import UserError, parse_list, run_main
+from realdata.cli import Parser, parse_indices, positive_int
+from realdata.errors import run_main
 from realdata.models import build_model
 from realdata.relaxation.reference import to_convex_adversarial
 from realdata.threats import L2, Linf
@@ -174,10 +174,7 @@ def main(argv=None):
     ap.add_argument("--norm", choices=("linf", "l2"), default="linf", help="threat model: linf 2/255 or l2 36/255 (default linf)")
     ap.add_argument("--cases", default="0,1,2", help="which networks: 0 mlp, 1 cifar-cnn, 2 resnet (default all)")
     args = ap.parse_args(argv)
-    cases = parse_list(args.cases)
-    if not set(cases) <= {"0", "1", "2"}:
-        raise UserError(f"--cases takes indices among 0 (mlp), 1 (cifar-cnn), 2 (resnet), got {args.cases!r}.")
-    cases = [int(c) for c in cases]
+    cases = parse_indices(args.cases, ("mlp", "cifar-cnn", "resnet"), "--cases")
     print(f"threat {_threat(args.norm)}, torch {torch.__version__}, 1 thread, best of {args.repeats}, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     print("exact COAP robust loss, forward + backward:", flush=True)

@@ -89,21 +89,19 @@ def _reference_counts(rev: str, methods, images: int, batch_size: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from realdata.cli import Parser
+    from realdata.cli import Parser, positive_int
     from realdata.errors import UserError, parse_list, run_main  # noqa: F401 (run_main: see __main__)
 
     parser = Parser(prog="python -m benchmarks.host_syncs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default="at,coap,crown-ibp", help="training methods, comma-separated")
     parser.add_argument("--reference", default=REFERENCE, help=f"git revision to compare with (default {REFERENCE})")
-    parser.add_argument("--images", type=int, default=100, help="training images (one epoch)")
-    parser.add_argument("--batch-size", type=int, default=25, help="batch size (default 25)")
+    parser.add_argument("--images", type=positive_int, default=100, help="training images (one epoch)")
+    parser.add_argument("--batch-size", type=positive_int, default=25, help="batch size (default 25)")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
     args = parser.parse_args(argv)
     from realdata.methods import check_method
 
     methods = [check_method(m) for m in parse_list(args.methods, str)]
-    if args.images < 1 or args.batch_size < 1:
-        raise UserError("--images and --batch-size must be positive.")
     try:
         before = _reference_counts(args.reference, methods, args.images, args.batch_size)
     except subprocess.CalledProcessError as err:

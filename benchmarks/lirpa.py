@@ -24,6 +24,7 @@ Everything runs on one thread.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 import time
@@ -32,7 +33,7 @@ from types import SimpleNamespace
 import torch
 
 from realdata.bounds import BOUND_METHODS, margin_lower_bounds
-from realdata.cli import Parser
+from realdata.cli import Parser, parse_indices, positive_int
 from realdata.errors import UserError, parse_eps, parse_list, run_main
 from realdata.models import build_model
 from realdata.threats import L2, Linf
@@ -145,13 +146,13 @@ def compare(lirpa, name, model, x, y, threat, methods, repeats, alpha_options) -
 def main(argv=None) -> int:
     parser = Parser(prog="python -m benchmarks.lirpa", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller batches (seconds, not minutes)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement after a warm-up; the best is kept (default 3)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed runs per measurement after a warm-up; the best is kept (default 3)")
     parser.add_argument("--norm", choices=("linf", "l2"), default="linf", help="threat model (default linf)")
     parser.add_argument("--eps", default=None, help="budget in input space (default 2/255 for linf, 36/255 for l2)")
     parser.add_argument("--cases", default="0,1,2", help="networks: 0 mlp 20-32-32-10, 1 mlp 784-100-100-10, 2 cifar-cnn (default all)")
     parser.add_argument("--methods", default=",".join(m for m in LIRPA_METHODS if m in BOUND_METHODS),
                         help="bound methods to compare (default: every method both libraries have)")
-    parser.add_argument("--iterations", type=int, default=20, help="optimised CROWN: iterations on both sides (default 20)")
+    parser.add_argument("--iterations", type=positive_int, default=20, help="optimised CROWN: iterations on both sides (default 20)")
     parser.add_argument("--lr", type=float, default=0.5, help="optimised CROWN: Adam step size on both sides (default 0.5)")
     parser.add_argument("--lirpa-source", default=os.environ.get("AUTO_LIRPA_SOURCE"),
                         help="folder holding auto_LiRPA's source (the clone's root); default $AUTO_LIRPA_SOURCE or PYTHONPATH")
@@ -161,12 +162,10 @@ def main(argv=None) -> int:
         if m not in LIRPA_METHODS or m not in BOUND_METHODS:
             raise UserError(f"--methods: {m!r} is not a method both libraries have; choose from "
                             f"{', '.join(m for m in LIRPA_METHODS if m in BOUND_METHODS)}.")
-    if args.repeats < 1 or args.iterations < 1 or not args.lr > 0:
-        raise UserError("--repeats and --iterations must be positive integers and --lr a positive number.")
-    chosen = parse_list(args.cases, int)
+    if not 0 < args.lr < math.inf:
+        raise UserError(f"--lr must be a positive finite number, got {args.lr}.")
     networks = cases(args.quick)
-    if any(c not in range(len(networks)) for c in chosen):
-        raise UserError(f"--cases must be indices in 0..{len(networks) - 1}, got {args.cases!r}.")
+    chosen = parse_indices(args.cases, [name for name, *_ in networks], "--cases")
     eps = parse_eps(args.eps) if args.eps is not None else (2 / 255 if args.norm == "linf" else 36 / 255)
     lirpa, reason = load_oracle(args.lirpa_source)
     if lirpa is None:

@@ -112,11 +112,12 @@ def measure(dataset_name="cifar10", arch="cifar-cnn", width=None, images=500, ba
 
 def _checked(args) -> tuple:
     """(projections or None, ε) from the flags, before any work (the counts are `positive_int`)."""
+    eps = parse_eps(args.eps)
     if args.proj.lower() == "none":
-        return None, parse_eps(args.eps)
+        return None, eps
     if not args.proj.isdigit() or int(args.proj) < 1:
         raise UserError(f"--proj takes a positive number of projections or 'none', got {args.proj!r}.")
-    return int(args.proj), parse_eps(args.eps)
+    return int(args.proj), eps
 
 
 def main(argv=None) -> int:

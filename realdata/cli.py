@@ -57,6 +57,16 @@ def _positive(text) -> int:
 positive_int = _typed(_positive)
 
 
+def parse_indices(text: str, names, flag: str) -> list[int]:
+    """`0,2` → [0, 2]: comma-separated indices into `names` (what a flag numbers, e.g. a
+    benchmark's networks); anything else is one sentence naming the choices."""
+    items = parse_list(text)
+    if not all(item.isdigit() and int(item) < len(names) for item in items):
+        choices = ", ".join(f"{i} ({name})" for i, name in enumerate(names))
+        raise UserError(f"{flag} takes indices among {choices}, got {text!r}.")
+    return [int(item) for item in items]
+
+
 def _float(text) -> float:
     try:
         return float(text)

@@ -21,7 +21,10 @@ CASES = [
     (quick_grid, "measure", ["--methods", "at,nope"]),  # the valid first method must not train either
     (quick_grid, "measure", ["--seeds", "-1"]),
     (host_syncs, "_reference_counts", ["--methods", "at,nope"]),
+    (host_syncs, "_reference_counts", ["--images", "0"]),
     (lirpa, "load_oracle", ["--eps", "nan"]),
+    (lirpa, "load_oracle", ["--cases", "nope"]),
+    (lirpa, "load_oracle", ["--lr", "inf"]),
 ]
 
 
