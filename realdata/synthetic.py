@@ -32,6 +32,8 @@ def _check_choice(what: str, value, choices) -> None:
 def _check_lrs(lrs) -> None:
     if not lrs or any(not lr > 0 for lr in lrs):
         raise UserError(f"learning rates must be positive, got {lrs!r}.")
+    if len(set(map(float, lrs))) < len(lrs):
+        raise UserError(f"learning rates must be distinct, got {lrs!r}; list each rate once.")
 
 
 # --------------------------------------------------------------------------- concentric spheres

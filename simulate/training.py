@@ -1,10 +1,12 @@
-"""Train one method at every learning rate of the grid and keep the one the papers' rule picks.
+"""Train one method at the learning rates of the grid and keep the one the papers' rule picks.
 
 The linear-distribution and spheres experiments share this: each learning rate is a
 `realdata.recipes.TrainConfig` trained by `realdata.train.fit` on a model from
 `realdata.models.build_model`; `simulate.lr_rule` decides which runs need a test-set
 attack at all (only those that interpolate the training set), which of them has the
-lowest test robust error, and the chosen run gets the full evaluation.
+lowest test robust error, and the chosen run gets the full evaluation.  A rate that can
+no longer be chosen is not trained: once a larger rate interpolates with zero robust and
+zero standard error, nothing smaller can outrank it (`lr_search`).
 
 Evaluations are caller-supplied functions model → `realdata.evaluate.evaluate`'s dict.
 A `select_fn` may rank the candidates with a cheaper attack than the final `evaluate_fn`
@@ -144,40 +146,49 @@ def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, se
               callback=None, progress: bool = True, checkpoint_prefix=None, trained: TrainedRuns | None = None) -> Choice:
     """Train `base` at each lr of `lrs` and apply the rule; see the module docstring.
 
-    `callback` (realdata.train's per-epoch hook) runs only while re-fitting the chosen rate
-    (without a checkpoint: resuming the finished one would skip the hook).  `trained`
-    reuses the runs of an ε-free method trained for another budget of the same sweep.
+    The rates train from the largest down, and a run that interpolates is ranked at once.
+    One that reaches zero robust and zero standard error holds the rule's best possible rank
+    (ties go to the larger rate), so no smaller rate can be chosen and none is trained: its
+    row says so (`skipped`).  `callback` (realdata.train's per-epoch hook) runs only while
+    re-fitting the chosen rate (without a checkpoint: resuming the finished one would skip the
+    hook).  `trained` reuses the runs of an ε-free method trained for another budget of the
+    same sweep.
     """
     n = len(dataset.y_train)
     trained = trained or TrainedRuns()
-    runs = []
-    for lr in lrs:
-        config = replace(base, lr=float(lr))
-        runs.append(trained.get(config, lambda config=config: train_at_lr(
-            config, dataset, threat, None, progress, checkpoint_path(checkpoint_prefix, config, n))))
-    if all(run.model is None for run in runs):
-        raise UserError(f"{base.method} diverged at every learning rate {', '.join(map(str, lrs))} "
-                        f"({runs[0].divergence}); try smaller learning rates.")
-    rows = [{"lr": run.lr, "train_error": run.train_error, "train_time_s": round(run.train_time_s, 3)} for run in runs]
-    for row, run in zip(rows, runs):
+    rank = select_fn or evaluate_fn
+    runs, rows, evaluated = {}, {}, {}  # evaluated: lr → (final metrics, seconds) when ranking used the final one
+    perfect = None
+    for lr in sorted(map(float, lrs), reverse=True):
+        if perfect is not None:
+            rows[lr] = {"lr": lr, "skipped": f"not trained: lr {perfect:g} interpolated with 0 robust and 0 standard "
+                                             "error, a rank no smaller rate can beat"}
+            continue
+        config = replace(base, lr=lr)
+        run = runs[lr] = trained.get(config, lambda config=config: train_at_lr(
+            config, dataset, threat, None, progress, checkpoint_path(checkpoint_prefix, config, n)))
+        rows[lr] = row = {"lr": lr, "train_error": run.train_error, "train_time_s": round(run.train_time_s, 3)}
         if run.divergence:
             row["divergence"] = run.divergence
-    pool, interpolated = eligible(rows)
-    by_lr = {run.lr: run for run in runs}
-    evaluated = {}  # lr → (final metrics, seconds) when the ranking evaluation is the final one
+        if run.train_error == 0 and lr != min(lrs):  # the smallest rate is ranked only if the pool needs it
+            _rank_row(row, rank, run.model, evaluated if select_fn is None else None)
+            if row["rank_robust_error"] == 0 and row["rank_standard_error"] == 0:
+                perfect = lr
+    if all(run.model is None for run in runs.values()):
+        first = next(iter(runs.values()))
+        raise UserError(f"{base.method} diverged at every learning rate {', '.join(map(str, lrs))} "
+                        f"({first.divergence}); try smaller learning rates.")
+    pool, interpolated = eligible([rows[lr] for lr in runs])
     if len(pool) == 1:
         chosen = pool[0]
     else:
         for row in pool:
-            metrics, spent = _timed(select_fn or evaluate_fn, by_lr[row["lr"]].model)
-            row.update(rank_standard_error=metrics["standard_error"], rank_robust_error=metrics["robust_error"],
-                       rank_eval_time_s=round(spent, 3))
-            if select_fn is None:
-                evaluated[row["lr"]] = (metrics, spent)
+            if "rank_robust_error" not in row:
+                _rank_row(row, rank, runs[row["lr"]].model, evaluated if select_fn is None else None)
         best = lowest_robust_error([dict(r, standard_error=r["rank_standard_error"]) for r in pool],
                                    key="rank_robust_error")
         chosen = next(r for r in pool if r["lr"] == best["lr"])
-    run = by_lr[chosen["lr"]]
+    run = runs[chosen["lr"]]
     if callback is not None:
         # Per-epoch measurements cost an attack per epoch; taking them only for the chosen rate
         # means training it once more, which reproduces the same model (every random stream of
@@ -189,10 +200,21 @@ def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, se
                                "describe the evaluated model.")
         run = refit
     final, final_time = evaluated.get(run.lr) or _timed(evaluate_fn, run.model)
-    for row in rows:
+    candidates = [rows[float(lr)] for lr in lrs]  # the grid's order
+    for row in candidates:
         row["chosen"] = row["lr"] == chosen["lr"]
-    return Choice(run=run, metrics=final, interpolated=interpolated, candidates=rows,
+    return Choice(run=run, metrics=final, interpolated=interpolated, candidates=candidates,
                   eval_time_s=final_time)
+
+
+def _rank_row(row: dict, rank: Evaluate, model, keep: dict | None) -> None:
+    """Rank one candidate: its test errors under `rank` go into its row; `keep` (when the ranking
+    evaluation is the final one) remembers the metrics so the chosen run is not evaluated twice."""
+    metrics, spent = _timed(rank, model)
+    row.update(rank_standard_error=metrics["standard_error"], rank_robust_error=metrics["robust_error"],
+               rank_eval_time_s=round(spent, 3))
+    if keep is not None:
+        keep[row["lr"]] = (metrics, spent)
 
 
 def searched_record(config, base: TrainConfig, dataset, threat, final: Evaluate, *, attack: str,

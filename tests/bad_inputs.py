@@ -196,12 +196,14 @@ def _damage(kind: str, out: Path, baseline_run) -> None:
         record.write_text(json.dumps({"schema": 1, "kind": "train", "name": "x", "config": {}}))
     elif kind in ("damaged_checkpoint", "damaged_first_checkpoint"):
         data = json.loads(record.read_text())
-        lrs = [row["lr"] for row in data.get("lr_search", [])]
+        rows = data.get("lr_search", [])
+        lrs = [row["lr"] for row in rows if "skipped" not in row]  # a skipped rate has no checkpoint
         record.unlink()
         ckpts = [record.with_suffix(".ckpt")] if not lrs else [
             record.with_name(f"{record.stem}-lr{lr:g}.ckpt") for lr in lrs]
         if kind == "damaged_first_checkpoint":
-            assert len(ckpts) > 1, "this case needs a learning-rate search"
+            # the rates the search could fall back on need not have been trained: resuming must fail first
+            assert len(rows) > 1, "this case needs a learning-rate search"
             ckpts = ckpts[:1]
         for ckpt in ckpts:
             ckpt.write_bytes(b"PK\x03\x04 this is not a checkpoint")
