@@ -83,15 +83,14 @@ def _split_sum(p):
     return (total - size) / 2, (total + size) / 2
 
 
-def _slack_projected(relax, k: int, generator) -> _Group:
+def _slack_projected(relax, k: int, draws: "_SharedDraws", key) -> _Group:
     w = relax.intercept.unsqueeze(1)  # zero off the unstable neurons
     # column 0 is the slacks' sum, columns 1..k their Cauchy mixtures: one product with w, no
     # concatenated copy of the [B, k + 1, *shape] columns.  One random matrix serves the batch,
     # as it serves every neuron of the layer and as the input projections serve the batch: each
     # example's estimate has the same distribution as with draws of its own, at 1/B of the draws
     # (per-example draws were ~8% of a training step of the CIFAR CNN at batch 50)
-    mix = random_draws("cauchy", (1, k + 1) + tuple(w.shape[2:]), generator, w)
-    mix[:, 0] = 1
+    mix = draws.get(key, lambda generator: _cauchy_mix((1, k + 1) + tuple(w.shape[2:]), generator, w))
     cols = mix * w
 
     def widen(p):
@@ -104,14 +103,35 @@ def _slack_projected(relax, k: int, generator) -> _Group:
     return _Group(cols, widen)
 
 
+def _cauchy_mix(shape, generator, like):
+    mix = random_draws("cauchy", shape, generator, like)
+    mix[:, 0] = 1
+    return mix
+
+
+class _SharedDraws:
+    """What one forward pass shares across its batch chunks: the random matrices (one per
+    source, drawn on first use) and the input group, so a chunked pass computes what the
+    unchunked one does."""
+
+    def __init__(self, generator):
+        self.generator = generator
+        self._made = {}
+
+    def get(self, key, make):
+        if key not in self._made:
+            self._made[key] = make(self.generator)
+        return self._made[key]
+
+
 class _Forward:
     """The forward walk's shared state: the relaxation class, the bounds found so far."""
 
-    def __init__(self, graph: Graph, relaxation, first, proj, generator):
+    def __init__(self, graph: Graph, relaxation, first, proj, draws: _SharedDraws):
         self.relaxation = relaxation
         self.first = first
         self.proj = proj
-        self.generator = generator
+        self.draws = draws
         self.bounds = [None] * graph.num_relus
 
     def relu(self, node, centre, groups):
@@ -128,7 +148,7 @@ class _Forward:
         relax = self.relaxation(lo, up)
         centre = relax.forward_step(centre, groups)
         if self.proj is not None and relax.unstable_count() > self.proj:
-            groups.append(_slack_projected(relax, self.proj, self.generator))
+            groups.append(_slack_projected(relax, self.proj, self.draws, node.index))
         else:
             slack = relax.slack_columns()
             if slack is not None:
@@ -140,35 +160,76 @@ def dual_bounds(graph: Graph, x, threat, relaxation, first, proj=None, generator
     """Pre-activation bounds of every ReLU layer by the forward pass of a `forward_capable`
     relaxation class (exact when proj is None).
 
-    Forward mode keeps every column of a layer at once (each layer's bounds need
-    them all), so it is not chunked."""
-    walker = _Forward(graph, relaxation, first, proj, generator)
+    Forward mode keeps every column of a layer at once (each layer's bounds need them all),
+    so its columns are not chunked; on the CPU the batch is, to `CPU_CHUNK_BYTES` of columns
+    per chunk, with the random draws and the input group shared by the chunks.  A chunk, like a
+    batch, takes a layer's slack exactly when none of its examples has more than `proj`
+    unstable neurons there (exact and cheaper); otherwise chunks compute what the whole batch does."""
     nodes = graph.root.nodes
     # start at the first ReLU when it is on the main path: its affine head is shared by the batch
     start = next((i for i, node in enumerate(nodes) if node.relus()), 0)
     head = Chain(nodes[:start])
     if not all(node.is_affine for node in head.nodes):
         start, head = 0, Chain([])
-    Chain(nodes[start:]).forward_columns(head.forward(x), [_input_group(threat, x, proj, generator, head)], walker)
-    return walker.bounds
+    rest = Chain(nodes[start:])
+    draws = _SharedDraws(generator)
+    inputs = draws.get("input", lambda gen: _input_group(threat, x, proj, gen, head))
+    parts = []
+    for rows in _batch_chunks(graph, x, first, proj, inputs.cols.shape[1]):
+        walker = _Forward(graph, relaxation, tuple(b[rows] for b in first), proj, draws)
+        rest.forward_columns(head.forward(x[rows]), [inputs.copy()], walker)
+        parts.append(walker.bounds)
+    if len(parts) == 1:
+        return parts[0]
+    return [tuple(torch.cat([p[i][side] for p in parts]) for side in (0, 1)) for i in range(graph.num_relus)]
+
+
+#: The forward pass on the CPU runs the batch in chunks whose columns at the widest ReLU layer
+#: (all groups together) take at most this many bytes.  glibc gives a freed block larger than
+#: its largest mmap threshold (32 MiB) straight back to the OS, so the next batch faults it in
+#: again page by page: the CIFAR CNN's [50, 51, 16, 16, 16] columns (42 MB) cost ~10⁶ page faults
+#: an epoch of 500 images, a fifth to a third of the time (benchmarks/training.py).  Half of this
+#: budget per group keeps each block below that threshold, where freed memory is reused.  On a
+#: GPU the caching allocator keeps memory, and the whole batch in one pass is faster.
+CPU_CHUNK_BYTES = 32 * 2**20
+
+
+def _batch_chunks(graph: Graph, x, first, proj, input_cols: int) -> list:
+    """Slices of the batch for `dual_bounds` (one slice: the whole batch)."""
+    batch = x.shape[0]
+    if x.device.type != "cpu" or batch == 1:
+        return [slice(0, batch)]
+    costs = _Costs(_unstable_fraction(first), proj)
+    graph.root.count_forward(float(input_cols), costs)
+    per_example = costs.widest * x.element_size()
+    count = math.ceil(batch / max(1, int(CPU_CHUNK_BYTES // max(per_example, 1))))
+    size = math.ceil(batch / count)
+    return [slice(s, s + size) for s in range(0, batch, size)]
 
 
 def forward_cost(graph: Graph, x, first) -> float:
     """Multiply-adds of the forward pass per example.  Its width grows with the unstable
     neurons to come, estimated by the first ReLU layer's unstable fraction."""
-    lo, up = first
-    unstable = unstable_mask(lo, up).to(torch.float32).mean().item()
-    costs = _Costs(unstable)
+    costs = _Costs(_unstable_fraction(first))
     graph.root.count_forward(float(x[0].numel()), costs)
     return costs.total
 
 
-class _Costs:
-    """The forward pass's multiply-adds (`total`), counted node by node (`count_forward`)."""
+def _unstable_fraction(first) -> float:
+    lo, up = first
+    return unstable_mask(lo, up).to(torch.float32).mean().item()
 
-    def __init__(self, unstable: float):
+
+class _Costs:
+    """The forward pass's multiply-adds (`total`) and its widest layer of columns per example
+    (`widest`, in elements), counted node by node (`count_forward`); with `proj`, a layer's
+    slack group is at most proj + 1 columns."""
+
+    def __init__(self, unstable: float, proj: int | None = None):
         self.unstable = unstable
+        self.proj = proj
         self.total = 0.0
+        self.widest = 0.0
         self.relus = 0
 
     def affine(self, layer, cols: float) -> float:
@@ -178,4 +239,8 @@ class _Costs:
 
     def relu(self, node, cols: float) -> float:
         self.relus += 1
-        return cols + self.unstable * math.prod(node.shape)
+        size = math.prod(node.shape)
+        slack = self.unstable * size
+        cols += slack if self.proj is None else min(slack, self.proj + 1)
+        self.widest = max(self.widest, cols * size)
+        return cols
