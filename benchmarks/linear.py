@@ -17,10 +17,12 @@ worker processes on one thread, alternating so they share the machine's load; th
 of `--repeats` is kept, and CPU seconds are printed beside wall seconds, since wall time
 on a loaded machine overstates.
 
-The extrapolation assumes every learning rate of every cell is ranked (3 evaluations per
-cell, the chosen one reused), which is the worst case; ST trains once per learning rate
-for all budgets (`simulate.training.TrainedRuns`, in both trees).  `--jobs 2` divides it
-by at most 2.
+The extrapolation assumes every learning rate of every cell is trained and ranked (3
+evaluations per cell, the chosen one reused), which is the worst case: the search skips the
+rates below one that interpolates with zero robust and zero standard error
+(`simulate.training.lr_search`), which at n = 10⁴ is most cells.  ST trains once per
+learning rate for all budgets (`simulate.training.TrainedRuns`, in both trees).  `--jobs 2`
+divides it by at most 2.
 """
 from __future__ import annotations
 

@@ -158,3 +158,6 @@ def test_median_index_finds_torchs_median(k, dtype):
     index = median_index(p)
     assert index.shape == (3, 1, 7) and index.dtype == torch.int64
     assert torch.equal(p.abs().gather(1, index), p.abs().median(1, keepdim=True).values)
+    view = torch.cat([-p[:, :1], p], 1)[:, 1:]  # a strided view, as the slack group's median gets
+    assert not view.is_contiguous()
+    assert torch.equal(view.abs().gather(1, median_index(view)), p.abs().median(1, keepdim=True).values)
