@@ -98,3 +98,20 @@ def test_gpu_batches_are_not_chunked():
 
     x = SimpleNamespace(device=torch.device("cuda"), shape=(50, 3, 8, 8))
     assert forward._batch_chunks(None, x, None, 50, 50) == [slice(0, 50)]
+
+
+def test_chunks_normalise_with_the_whole_batchs_statistics(monkeypatch):
+    """A BatchNorm in training mode takes its statistics from the clean batch once (at parse
+    time), so every chunk normalises with the whole batch's, not its own."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3, stride=2), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 6, 3),
+                          nn.BatchNorm2d(6), nn.ReLU(), nn.Flatten(), nn.Linear(6, 5)).double().train()
+    _, x, y = _chunk_setup()
+    whole = _coap(model, x, y, L2(0.3), None, 2**40, monkeypatch)
+    chunked = _coap(model, x, y, L2(0.3), None, 1, monkeypatch)
+    for (a, b), (c, d) in zip(whole[0], chunked[0]):
+        assert torch.allclose(a, c, atol=1e-12) and torch.allclose(b, d, atol=1e-12)
+    assert torch.allclose(whole[1], chunked[1], atol=1e-12)
+    assert all(torch.allclose(p, q, atol=1e-12) for p, q in zip(whole[2], chunked[2]))
