@@ -158,8 +158,10 @@ def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, se
     trained = trained or TrainedRuns()
     rank = select_fn or evaluate_fn
     runs, rows, evaluated = {}, {}, {}  # evaluated: lr → (final metrics, seconds) when ranking used the final one
+    keep = evaluated if select_fn is None else None
+    order = sorted(map(float, lrs), reverse=True)
     perfect = None
-    for lr in sorted(map(float, lrs), reverse=True):
+    for lr in order:
         if perfect is not None:
             rows[lr] = {"lr": lr, "skipped": f"not trained: lr {perfect:g} interpolated with 0 robust and 0 standard "
                                              "error, a rank no smaller rate can beat"}
@@ -170,8 +172,8 @@ def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, se
         rows[lr] = row = {"lr": lr, "train_error": run.train_error, "train_time_s": round(run.train_time_s, 3)}
         if run.divergence:
             row["divergence"] = run.divergence
-        if run.train_error == 0 and lr != min(lrs):  # the smallest rate is ranked only if the pool needs it
-            _rank_row(row, rank, run.model, evaluated if select_fn is None else None)
+        if run.train_error == 0 and lr != order[-1]:  # the smallest rate is ranked only if the pool needs it
+            _rank_row(row, rank, run.model, keep)
             if row["rank_robust_error"] == 0 and row["rank_standard_error"] == 0:
                 perfect = lr
     if all(run.model is None for run in runs.values()):
@@ -184,7 +186,7 @@ def lr_search(base: TrainConfig, lrs, dataset, threat, evaluate_fn: Evaluate, se
     else:
         for row in pool:
             if "rank_robust_error" not in row:
-                _rank_row(row, rank, runs[row["lr"]].model, evaluated if select_fn is None else None)
+                _rank_row(row, rank, runs[row["lr"]].model, keep)
         best = lowest_robust_error([dict(r, standard_error=r["rank_standard_error"]) for r in pool],
                                    key="rank_robust_error")
         chosen = next(r for r in pool if r["lr"] == best["lr"])
