@@ -135,6 +135,8 @@ def extrapolate(times: dict, epochs: int, grid_eps: int, lrs: int, full_epochs: 
 
 
 def main(argv=None) -> int:
+    # plain argparse and a check of its own, not realdata.cli's Parser and positive_int: this file
+    # also runs as the worker with the reference revision's realdata, which predates them
     p = argparse.ArgumentParser(prog="python -m benchmarks.linear", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--n", type=int, default=10_000, help="training points (default 10000, the large-sample regime)")
